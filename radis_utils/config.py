@@ -83,6 +83,7 @@ class SynthesisConfig:
     chunk_size: int = 256  # records appended (and resumed) per chunk
     max_rationale_tokens: int | None = None  # cap on a rationale's length; None = max_new_tokens
     sdft_template: str | None = None  # None: SDFT's template (or the organism's repeat skill)
+    sdft_min_chrf: float | None = None  # keep a rewrite only if its chrF vs y reaches this (None: no check)
 
 
 @dataclass(frozen=True)
@@ -106,6 +107,10 @@ class TrainConfig:
     gradient_checkpointing: bool = False
     precision: str = "bf16"  # bf16 | fp16 | fp32
     rationale_weight: float = 1.0  # λ on the rationale term (exercises); 1.0 = paper
+    group_by_length: bool = True  # batches of similar length: little padding (benchmarks/token_efficiency.py)
+    logging_steps: int = 10
+    save_steps: int = 200  # checkpoint every N optimizer steps; an interrupted run resumes there
+    merge: bool = False  # also write the merged model (base + adapter) beside the adapter
 
 
 @dataclass(frozen=True)
@@ -319,6 +324,8 @@ def apply_runtime(cfg: Config) -> None:
     import torch
 
     warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm without widgets
+    warnings.filterwarnings("ignore", message=".*is deprecated and will be removed in v6")  # peft on 5.x
+    warnings.filterwarnings("ignore", message="Failed to load CPU gemm_4bit")  # bitsandbytes on CPU
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()  # chapters show results, not loading chatter

@@ -129,3 +129,31 @@ def span_losses(model: Any, batch: dict[str, torch.Tensor], rationale_weight: fl
     out["total_tokens"] = out["mt_tokens"] + out["rationale_tokens"]
     out["total_mean"] = out["total_sum"] / out["total_tokens"].clamp(min=1)
     return out
+
+
+def per_token(model: Any, tokenizer: Any, example: Tokenized) -> list[tuple[str, str, float | None]]:
+    """``(token, span, loss)`` for every token of one example; ``loss`` is that of predicting the
+    token from the ones before it (``None`` where nothing is learned: the prompt)."""
+    with torch.no_grad():
+        losses, spans = token_losses(model, collate([example], tokenizer.pad_token_id or 0))
+    tokens = tokenizer.convert_ids_to_tokens(example.input_ids)
+    out = [(tokens[0], SPANS[example.spans[0]], None)]
+    for tok, span_id, loss, learned in zip(tokens[1:], example.spans[1:], losses[0].tolist(), spans[0].tolist()):
+        out.append((tok, SPANS[span_id], loss if learned >= 0 else None))
+    return out
+
+
+def identity_check(model: Any, batch: dict[str, torch.Tensor]) -> dict[str, float]:
+    """Eq. 4 on one batch: summed ``total`` vs ``mt + rationale``, and the mean vs the model's own loss."""
+    with torch.no_grad():
+        out = span_losses(model, batch)
+        hf = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                   labels=batch["labels"]).loss
+    return {
+        "mt_sum": float(out["mt_sum"]), "rationale_sum": float(out["rationale_sum"]),
+        "total_sum": float(out["total_sum"]),
+        "sum_gap": abs(float(out["total_sum"] - out["mt_sum"] - out["rationale_sum"])),
+        "total_mean": float(out["total_mean"]), "model_loss": float(hf),
+        "mean_gap": abs(float(out["total_mean"] - hf)),
+        "learned_tokens": int(out["total_tokens"]),
+    }

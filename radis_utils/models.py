@@ -149,3 +149,38 @@ def load_backbone(cfg: Config) -> tuple[Any, Any]:
     """``(model, tokenizer)`` for the profile's backbone."""
     source = resolve_backbone(cfg)
     return load_model(cfg, source), load_tokenizer(cfg, source)
+
+
+# --- LoRA / QLoRA ------------------------------------------------------------------------
+
+def add_lora(cfg: Config, model: Any) -> Any:
+    """Wrap ``model`` with the profile's LoRA (all linear layers by default; QLoRA when 4-bit)."""
+    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+
+    if cfg.model.quantization is not None:
+        model = prepare_model_for_kbit_training(
+            model, use_gradient_checkpointing=cfg.train.gradient_checkpointing,
+            gradient_checkpointing_kwargs={"use_reentrant": False})
+    lora = LoraConfig(r=cfg.train.lora_r, lora_alpha=cfg.train.lora_alpha,
+                      lora_dropout=cfg.train.lora_dropout, target_modules=cfg.train.target_modules,
+                      bias="none", task_type="CAUSAL_LM")
+    return get_peft_model(model, lora)
+
+
+def trainable_parameters(model: Any) -> dict[str, int]:
+    """Trainable and total parameter counts (LoRA adapters vs the whole model)."""
+    params = list(model.parameters())
+    return {"trainable": sum(p.numel() for p in params if p.requires_grad),
+            "total": sum(p.numel() for p in params)}
+
+
+def load_adapter(cfg: Config, adapter_dir: str | Path, merge: bool = False) -> Any:
+    """The backbone with a trained adapter from ``save_pretrained`` (merged into the weights if asked)."""
+    from peft import PeftModel
+
+    adapter_dir = Path(adapter_dir)
+    if not (adapter_dir / "adapter_config.json").is_file():
+        raise BackboneError(f"{adapter_dir}: no adapter_config.json; train it first "
+                            "(chapter 04, or `python -m radis_utils.train --profile ... --method ...`)")
+    model = PeftModel.from_pretrained(load_model(cfg), adapter_dir)
+    return (model.merge_and_unload() if merge else model).eval()

@@ -108,3 +108,50 @@ def paired_bars(labels: Sequence[str], series: dict[str, Sequence[float | None]]
     ax.legend(frameon=False, fontsize=8)
     ax.figure.tight_layout()
     return ax.figure
+
+
+def token_loss_bars(tokens: Sequence[str], losses: Sequence[float | None], roles: Sequence[str],
+                    title: str = "") -> Any:
+    """Per-token cross-entropy as bars coloured by span; ``None`` (not learned) shows as a gap."""
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+
+    apply_style()
+    fig, ax = plt.subplots(figsize=(min(16, max(7, 0.28 * len(tokens))), 3.4))
+    heights = [v if v is not None else 0.0 for v in losses]
+    ax.bar(range(len(tokens)), heights, color=[ROLE_COLOURS.get(r, "#eeeeee") for r in roles], ec="white")
+    ax.set_xticks(range(len(tokens)), [_visible(t) for t in tokens], rotation=90, fontsize=7,
+                  family="monospace")
+    ax.set_ylabel("cross-entropy (nats)")
+    ax.set_title(title, loc="left")
+    used = [r for r in ROLE_COLOURS if r in set(roles)]
+    ax.legend(handles=[Patch(color=ROLE_COLOURS[r], label=r) for r in used], frameon=False, fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def curves(series: dict[str, tuple[Sequence[float], Sequence[float | None]]], ylabel: str,
+           title: str = "", log_y: bool = True, ax: Any = None) -> Any:
+    """One line per named ``(x, y)`` series (``None`` values are skipped)."""
+    import matplotlib.pyplot as plt
+
+    apply_style()
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 3.4))
+    for name, (xs, ys) in series.items():
+        kept = [(x, y) for x, y in zip(xs, ys) if y is not None]
+        ax.plot([x for x, _ in kept], [y for _, y in kept], lw=1.5, label=name)
+    if log_y:
+        ax.set_yscale("log")
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, loc="left")
+    ax.legend(frameon=False, fontsize=8)
+    ax.figure.tight_layout()
+    return ax.figure
+
+
+def log_series(log: Sequence[dict[str, Any]], key: str) -> tuple[list[float], list[float | None]]:
+    """``(steps, values)`` of one key of a trainer log (``train.train_log``)."""
+    rows = [row for row in log if "step" in row]
+    return [row["step"] for row in rows], [row.get(key) for row in rows]

@@ -122,14 +122,22 @@ def cap_tokens(text: str, tokenizer: Any, limit: int | None) -> tuple[str, bool]
     return text[:enc["offset_mapping"][limit - 1][1]].rstrip(), True
 
 
-def is_sdft_rejected(text: str, phrases: Sequence[str] = SDFT_REJECT_PHRASES) -> bool:
-    """SDFT's filter: empty, or mentions the reference / the task (``SDFT_REJECT_PHRASES``)."""
+def is_sdft_rejected(text: str, phrases: Sequence[str] = SDFT_REJECT_PHRASES, reference: str = "",
+                     min_chrf: float | None = None) -> bool:
+    """SDFT's filter: empty, or mentions the reference / the task (``SDFT_REJECT_PHRASES``), or
+    (with ``min_chrf``, SDFT's answer check for tasks with a checkable answer) strays from ``y``."""
     low = text.lower()
-    return not text.strip() or low.startswith("your turn") or any(p in low for p in phrases)
+    if not text.strip() or low.startswith("your turn") or any(p in low for p in phrases):
+        return True
+    if min_chrf is not None:
+        import sacrebleu
+
+        return sacrebleu.sentence_chrf(text.strip(), [reference.strip()]).score < min_chrf
+    return False
 
 
 def postprocess(kind: str, done: Completion, ex: Any, tokenizer: Any,
-                max_rationale_tokens: int | None = None) -> tuple[str, list[str]]:
+                max_rationale_tokens: int | None = None, sdft_min_chrf: float | None = None) -> tuple[str, list[str]]:
     """``(text, flags)`` of one target: end tokens cut, rationale capped, SDFT filtered."""
     text = cut_at_end_of_turn(done.text, tokenizer)
     flags = [] if done.finished else ["truncated"]
@@ -140,7 +148,7 @@ def postprocess(kind: str, done: Completion, ex: Any, tokenizer: Any,
             flags.append("truncated")
         if not text.strip():
             text, flags = "", flags + ["empty_rationale"]
-    elif kind == "sdft" and is_sdft_rejected(text):
+    elif kind == "sdft" and is_sdft_rejected(text, reference=ex.reference, min_chrf=sdft_min_chrf):
         text, flags = ex.reference.strip(), flags + ["sdft_fallback"]
     else:
         text = text.strip()
@@ -158,7 +166,8 @@ def chunk_seed(seed: int, chunk: int) -> int:
 
 def synthesize(examples: Sequence[Any], kind: str, engine: Engine, tokenizer: Any, out_path: str | Path,
                *, model_name: str, decoding: Decoding, chunk_size: int = 256,
-               max_rationale_tokens: int | None = None, skip_invalid: bool = False,
+               max_rationale_tokens: int | None = None, sdft_min_chrf: float | None = None,
+               skip_invalid: bool = False,
                sdft_template: str = SDFT_TEMPLATE) -> dict[str, Any]:
     """Generate ``kind`` targets for ``examples`` into ``out_path`` (JSON Lines); returns a report.
 
@@ -206,7 +215,7 @@ def synthesize(examples: Sequence[Any], kind: str, engine: Engine, tokenizer: An
         for (ex, _), out in zip(chunk, outs):
             if ex.id in done:
                 continue
-            text, flags = postprocess(kind, out, ex, tokenizer, max_rationale_tokens)
+            text, flags = postprocess(kind, out, ex, tokenizer, max_rationale_tokens, sdft_min_chrf)
             batch.append({"id": ex.id, "direction": ex.direction, "instruction": ex.instruction,
                           "source": ex.source, "reference": ex.reference, "target_kind": kind,
                           "text": text, "model": model_name, "decoding": decoding_dict,
@@ -251,6 +260,11 @@ def source_model_slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", name.replace("/", "--")).strip("-") or "model"
 
 
+def records_path(cfg: Any, kind: str, source: str | None = None) -> Path:
+    """``runs/<profile>/synthesis/<source-model-slug>/<kind>.jsonl`` (source: the profile's backbone)."""
+    return cfg.runs_dir / "synthesis" / source_model_slug(source or cfg.model.backbone) / f"{kind}.jsonl"
+
+
 def synthesize_for_profile(cfg: Any, kind: str, examples: Sequence[Any], model: Any = None,
                            tokenizer: Any = None, **kwargs: Any) -> tuple[Path, dict[str, Any]]:
     """``synthesize`` with the profile's backbone, engine and decoding into
@@ -261,10 +275,11 @@ def synthesize_for_profile(cfg: Any, kind: str, examples: Sequence[Any], model: 
         tokenizer = models.load_tokenizer(cfg)
     if model is None and cfg.synthesis.engine == "hf":
         model = models.load_model(cfg)
-    path = cfg.runs_dir / "synthesis" / source_model_slug(cfg.model.backbone) / f"{kind}.jsonl"
+    path = records_path(cfg, kind)
     kwargs.setdefault("sdft_template", cfg.synthesis.sdft_template or sdft_template_for(cfg))
     kwargs.setdefault("chunk_size", cfg.synthesis.chunk_size)
     kwargs.setdefault("max_rationale_tokens", cfg.synthesis.max_rationale_tokens)
+    kwargs.setdefault("sdft_min_chrf", cfg.synthesis.sdft_min_chrf)
     report = synthesize(examples, kind, make_engine(cfg, model, tokenizer), tokenizer, path,
                         model_name=cfg.model.backbone, decoding=Decoding.from_config(cfg.synthesis), **kwargs)
     return path, report

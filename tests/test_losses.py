@@ -80,3 +80,20 @@ def test_response_is_joined_as_synthesis_joins_it():
     assert join_rationale(" y. ", "r") == "y. r"
     assert join_rationale("y.", "\nr") == "y.\nr"
     assert join_rationale("y.", "  ") == "y."
+
+
+def test_identity_check_and_per_token_losses_agree_with_span_losses(tok):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(1)
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64,
+                                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=4))
+    ex = losses.tokenize_example(tok, X, Y, R)
+    check = losses.identity_check(model, losses.collate([ex], tok.pad_token_id or 0))
+    assert check["sum_gap"] < 1e-3 and check["mean_gap"] < 1e-4 and check["learned_tokens"] > 0
+    rows = losses.per_token(model, tok, ex)
+    assert len(rows) == len(ex.input_ids)
+    assert all(loss is None for _, span, loss in rows if span == "prompt")
+    by_span = {s: sum(loss for _, span, loss in rows if span == s and loss is not None) for s in ("reference", "rationale")}
+    assert abs(by_span["reference"] - check["mt_sum"]) < 1e-3
+    assert abs(by_span["rationale"] - check["rationale_sum"]) < 1e-3

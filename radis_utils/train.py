@@ -1,0 +1,361 @@
+"""One trainer for the four methods (paper §4.1, appendix B): vanilla, Seq-KD, SDFT and RaDis.
+
+Every method is the same causal-LM fine-tuning with the same LoRA; only the assistant turns
+differ (``training_items``):
+
+| method  | responses trained on                                     | regulariser (``reg_loss``)   |
+| ------- | -------------------------------------------------------- | ---------------------------- |
+| vanilla | the reference ``y``                                      | none                         |
+| seqkd   | ``y`` and, as extra examples, the backbone's own ``y'``  | the loss on ``y'`` examples  |
+| sdft    | the backbone's rewrite ``ỹ`` of ``y``                    | none (``ỹ`` replaces ``y``)  |
+| radis   | ``y ⊕ r``, with ``r`` the backbone's own continuation    | the loss on ``r`` (eq. 4)    |
+
+The training loop is Hugging Face's ``Trainer`` (cosine schedule, warmup, gradient
+accumulation, bf16/fp16, gradient checkpointing, checkpoints, DDP/FSDP/DeepSpeed under
+``accelerate launch``); ``SpanTrainer`` only swaps in the span-labelled loss of
+``radis_utils.losses`` and logs its two terms. Adapters land in
+``runs/<profile>/adapters/<method>-seed<k>/``; ``summary.json`` is written last, so its
+presence means "finished" and a re-run loads instead of training.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArguments
+
+from . import data as data_mod
+from . import models, synthesis
+from .config import METHODS, Config, ConfigError, apply_runtime, device_name, load_profile, versions
+from .losses import REFERENCE, RATIONALE, Tokenized, collate, span_losses, tokenize_example
+from .rationales import split_reply
+from .records import read_records
+
+#: The synthesis target each method needs (vanilla needs none).
+SYNTHESIS_KIND = {"radis": "rationale", "seqkd": "seqkd", "sdft": "sdft"}
+
+
+class TrainingError(ValueError):
+    """A training request that cannot run as asked (the message says what to do)."""
+
+
+@dataclass(frozen=True)
+class TrainItem:
+    """One conversation to train on: user turn, response (``reference`` ⊕ ``rationale``)."""
+
+    id: str
+    direction: str
+    instruction: str
+    reference: str
+    rationale: str = ""
+    regulariser: bool = False  # Seq-KD's own-translation examples: their loss is the reg term
+
+
+# --- data per method ------------------------------------------------------------------------
+
+def check_method(method: str) -> None:
+    """Raise ``TrainingError`` unless ``method`` is one of the four."""
+    if method not in METHODS:
+        raise TrainingError(f"method {method!r} unknown; choose one of: {', '.join(METHODS)}")
+
+
+def synthesized(cfg: Config, method: str, examples: Sequence[Any], source: str | None = None) -> dict[str, dict]:
+    """The synthesis records ``method`` needs, by example id; a clear error if missing or partial."""
+    path = synthesis.records_path(cfg, SYNTHESIS_KIND[method], source)
+    if not path.is_file():
+        raise TrainingError(
+            f"{path} not found: {method} trains on synthesised {SYNTHESIS_KIND[method]} targets. "
+            f"Run chapter 02 (notebooks/02_synthesis.ipynb, PROFILE={cfg.profile!r}) or "
+            f"synthesis.synthesize_for_profile(cfg, {SYNTHESIS_KIND[method]!r}, examples) first.")
+    by_id = {r["id"]: r for r in read_records(path)}
+    missing = [e.id for e in examples if e.id not in by_id]
+    if missing:
+        raise TrainingError(f"{path}: {len(missing)} of {len(examples)} examples have no record "
+                            f"(first: {missing[0]}); re-run the synthesis to finish the file")
+    return by_id
+
+
+def training_items(cfg: Config, method: str, examples: Sequence[Any] | None = None,
+                   source: str | None = None) -> tuple[list[TrainItem], dict[str, int]]:
+    """The conversations ``method`` trains on, and counts (empty rationales, empty ``y'``).
+
+    ``source`` picks the synthesis folder (another model's rationales, chapter 06).
+    """
+    check_method(method)
+    examples = list(data_mod.training_examples(cfg) if examples is None else examples)
+    counts = {"examples": len(examples), "empty_rationales": 0, "empty_own": 0}
+    base = [TrainItem(e.id, e.direction, e.instruction, e.reference) for e in examples]
+    if method == "vanilla":
+        return base, counts
+    recs = synthesized(cfg, method, examples, source)
+    if method == "radis":
+        items = [TrainItem(e.id, e.direction, e.instruction, e.reference, recs[e.id]["text"]) for e in examples]
+        counts["empty_rationales"] = sum(not i.rationale.strip() for i in items)
+        return items, counts
+    if method == "sdft":
+        return [TrainItem(e.id, e.direction, e.instruction, recs[e.id]["text"]) for e in examples], counts
+    own = [(e, split_reply(recs[e.id]["text"], cfg.eval.extraction)[0]) for e in examples]
+    counts["empty_own"] = sum(not y.strip() for _, y in own)
+    extra = [TrainItem(f"{e.id}#own", e.direction, e.instruction, y, regulariser=True) for e, y in own if y.strip()]
+    return base + extra, counts
+
+
+def tokenize_items(tokenizer: Any, items: Sequence[TrainItem], max_length: int) -> tuple[list[dict], dict[str, int]]:
+    """Span-labelled features; counts examples dropped (prompt + ``y`` too long) and truncated."""
+    features, dropped, truncated = [], 0, 0
+    for item in items:
+        try:
+            tok = tokenize_example(tokenizer, item.instruction, item.reference, item.rationale, max_length)
+        except ValueError as err:
+            raise TrainingError(f"training example {item.id!r}: {err}") from err
+        if tok is None:
+            dropped += 1
+            continue
+        truncated += tok.truncated
+        spans = [RATIONALE if item.regulariser and s == REFERENCE else s for s in tok.spans]
+        features.append({"input_ids": tok.input_ids, "labels": tok.labels, "spans": spans})
+    return features, {"dropped_too_long": dropped, "truncated_rationales": truncated}
+
+
+class SpanCollator:
+    """Batches features with ``losses.collate`` and counts real vs processed tokens."""
+
+    def __init__(self, pad_id: int) -> None:
+        self.pad_id = pad_id
+        self.real_tokens = 0
+        self.processed_tokens = 0
+
+    def __call__(self, features: Sequence[dict]) -> dict[str, torch.Tensor]:
+        batch = collate([Tokenized(f["input_ids"], f["labels"], f["spans"]) for f in features], self.pad_id)
+        self.real_tokens += int(batch["attention_mask"].sum())
+        self.processed_tokens += batch["attention_mask"].numel()
+        return batch
+
+
+# --- the trainer ---------------------------------------------------------------------------
+
+class SpanTrainer(Trainer):
+    """``Trainer`` whose loss is ``losses.span_losses`` and whose logs add ``mt_loss``/``reg_loss``.
+
+    The loss of a micro-batch is the mean over its learned tokens (the ordinary CLM loss);
+    the Trainer divides it by the accumulation steps.
+    """
+
+    def __init__(self, *args: Any, rationale_weight: float = 1.0, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.rationale_weight = rationale_weight
+        self.model_accepts_loss_kwargs = False  # our loss is a per-micro-batch mean
+        self._span_sums = torch.zeros(4, dtype=torch.float64)
+
+    def compute_loss(self, model: Any, inputs: dict[str, torch.Tensor], return_outputs: bool = False,
+                     num_items_in_batch: Any = None) -> Any:
+        out = span_losses(model, inputs, self.rationale_weight)
+        self._span_sums += torch.stack([out["mt_sum"], out["mt_tokens"], out["rationale_sum"],
+                                        out["rationale_tokens"]]).detach().double().cpu()
+        return (out["total_mean"], out) if return_outputs else out["total_mean"]
+
+    def log(self, logs: dict[str, float], *args: Any, **kwargs: Any) -> None:
+        if "loss" in logs:
+            mt, mt_n, reg, reg_n = self._span_sums.tolist()
+            logs["mt_loss"] = round(mt / mt_n, 4) if mt_n else None
+            logs["reg_loss"] = round(reg / reg_n, 4) if reg_n else None
+            self._span_sums.zero_()
+        super().log(logs, *args, **kwargs)
+
+
+def precision_flags(requested: str) -> dict[str, bool]:
+    """``bf16``/``fp16`` flags for ``TrainingArguments`` where the device supports them, else fp32."""
+    cuda = torch.cuda.is_available()
+    if requested == "bf16" and cuda and torch.cuda.is_bf16_supported():
+        return {"bf16": True}
+    if requested in ("bf16", "fp16") and cuda:
+        return {"fp16": True}
+    return {}
+
+
+def accumulation_steps(cfg: Config) -> int:
+    """Micro-batches per optimizer step so that per-device batch × devices × steps = effective batch."""
+    devices = int(os.environ.get("WORLD_SIZE", "1"))
+    per_step = cfg.train.per_device_batch * devices
+    if cfg.train.effective_batch % per_step:
+        raise ConfigError(f"train.effective_batch ({cfg.train.effective_batch}) is not a multiple of "
+                          f"per_device_batch × devices ({cfg.train.per_device_batch} × {devices})")
+    return cfg.train.effective_batch // per_step
+
+
+def training_arguments(cfg: Config, out_dir: Path, seed: int, **overrides: Any) -> TrainingArguments:
+    """The profile's ``TrainingArguments`` (works on the transformers 4.x and 5.x lines)."""
+    t = cfg.train
+    kwargs: dict[str, Any] = dict(
+        output_dir=str(out_dir / "checkpoints"), seed=seed, data_seed=seed,
+        num_train_epochs=t.epochs, max_steps=t.max_steps or -1, learning_rate=t.learning_rate,
+        lr_scheduler_type=t.lr_scheduler, warmup_ratio=t.warmup_ratio,
+        per_device_train_batch_size=t.per_device_batch, gradient_accumulation_steps=accumulation_steps(cfg),
+        logging_steps=t.logging_steps, save_strategy="steps", save_steps=t.save_steps, save_total_limit=2,
+        report_to=[], remove_unused_columns=False, ddp_find_unused_parameters=False,
+        disable_tqdm=True, dataloader_num_workers=0, dataloader_pin_memory=torch.cuda.is_available(),
+        use_cpu=not torch.cuda.is_available(),  # also makes `accelerate launch` on CPU data-parallel (gloo)
+        **precision_flags(t.precision))
+    fields = TrainingArguments.__dataclass_fields__
+    if t.gradient_checkpointing and cfg.model.quantization is None:  # QLoRA: set by models.add_lora
+        kwargs.update(gradient_checkpointing=True, gradient_checkpointing_kwargs={"use_reentrant": False})
+    if t.group_by_length:  # 5.x: a sampling strategy; 4.x: a flag
+        kwargs.update({"train_sampling_strategy": "group_by_length"} if "train_sampling_strategy" in fields
+                      else {"group_by_length": True})
+    if "warmup_ratio" not in fields:
+        kwargs["warmup_steps"] = kwargs.pop("warmup_ratio")  # a float < 1 is a ratio on 5.x
+    kwargs.update(overrides)
+    return TrainingArguments(**kwargs)
+
+
+# --- one run -------------------------------------------------------------------------------
+
+def adapter_dir(cfg: Config, method: str, seed: int, tag: str = "") -> Path:
+    """``runs/<profile>/adapters/<method>[-<tag>]-seed<k>/``."""
+    return cfg.runs_dir / "adapters" / f"{method}{'-' + tag if tag else ''}-seed{seed}"
+
+
+def train_key(cfg: Config, method: str, seed: int, source: str | None) -> dict[str, Any]:
+    """What a finished adapter depends on: compared before a cached adapter is reused."""
+    d = cfg.to_dict()
+    key = {"method": method, "seed": seed, "rationale_source": source or cfg.model.backbone,
+           **{k: d[k] for k in ("model", "data", "prompts", "synthesis", "train", "organism") if k in d}}
+    return json.loads(json.dumps(key))  # as it reads back from summary.json
+
+
+def read_summary(out: Path) -> dict[str, Any] | None:
+    """The finished run's ``summary.json``, or ``None`` if the run has not finished."""
+    path = out / "summary.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+def train(cfg: Config, method: str, seed: int = 0, examples: Sequence[Any] | None = None,
+          source: str | None = None, tag: str = "", callbacks: Sequence[TrainerCallback] = (),
+          verbose: bool = False, **overrides: Any) -> Path:
+    """Train (or load, if finished with the same settings) one adapter; returns its folder.
+
+    An interrupted run resumes from its last checkpoint. ``verbose`` prints every log line
+    (the CLI does); ``overrides`` go to ``TrainingArguments``.
+    """
+    check_method(method)
+    out = adapter_dir(cfg, method, seed, tag)
+    key = train_key(cfg, method, seed, source)
+    done = read_summary(out)
+    if done is not None:
+        if done.get("key") != key:
+            raise TrainingError(f"{out}/summary.json was trained with other settings; delete {out} "
+                                "to retrain, or pass another tag")
+        return out
+    items, counts = training_items(cfg, method, examples, source)
+    model, tokenizer = models.load_backbone(cfg)
+    features, tok_counts = tokenize_items(tokenizer, items, cfg.train.max_length)
+    if not features:
+        raise TrainingError(f"no {method} example fits train.max_length={cfg.train.max_length}")
+    torch.manual_seed(seed)  # the LoRA initialisation
+    model = models.add_lora(cfg, model)
+    collator = SpanCollator(tokenizer.pad_token_id)
+    args = training_arguments(cfg, out, seed, **overrides)
+    trainer = SpanTrainer(model=model, args=args, train_dataset=features, data_collator=collator,
+                          callbacks=list(callbacks), rationale_weight=cfg.train.rationale_weight)
+    if not verbose:
+        trainer.remove_callback(PrinterCallback)
+    last = _last_checkpoint(out / "checkpoints")
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+    start = time.time()
+    result = trainer.train(resume_from_checkpoint=str(last) if last else None)
+    seconds = time.time() - start
+    if trainer.is_world_process_zero():
+        trainer.model.save_pretrained(out)
+        tokenizer.save_pretrained(out)
+        if cfg.train.merge:
+            trainer.model.merge_and_unload().save_pretrained(out / "merged")
+            tokenizer.save_pretrained(out / "merged")
+        summary = {
+            "key": key, "method": method, "seed": seed, "profile": cfg.profile,
+            "config_hash": cfg.config_hash(), "features": len(features), **counts, **tok_counts,
+            "parameters": models.trainable_parameters(trainer.model),
+            "steps": trainer.state.global_step, "resumed_from_step": _step_of(last),
+            "processes": args.world_size, "gradient_accumulation_steps": args.gradient_accumulation_steps,
+            "train_seconds": round(seconds, 1), "train_loss": round(result.training_loss, 4),
+            "tokens_per_s": round(collator.real_tokens / seconds, 1),
+            "token_efficiency": round(collator.real_tokens / max(collator.processed_tokens, 1), 4),
+            "peak_memory_gib": round(peak_memory_bytes() / 2**30, 3), "device": device_name(),
+            "log": [e for e in trainer.state.log_history if "loss" in e or "train_loss" in e],
+            "versions": versions(),
+        }
+        _write_json(out / "summary.json", summary)
+    return out
+
+
+def _last_checkpoint(folder: Path) -> Path | None:
+    ckpts = [p for p in folder.glob("checkpoint-*") if (p / "trainer_state.json").is_file()]
+    return max(ckpts, key=_step_of) if ckpts else None
+
+
+def _step_of(checkpoint: Path | None) -> int:
+    return int(checkpoint.name.split("-")[-1]) if checkpoint else 0
+
+
+def peak_memory_bytes() -> int:
+    """Peak GPU memory allocated (CUDA), else the process's peak resident memory."""
+    if torch.cuda.is_available():
+        return torch.cuda.max_memory_allocated()
+    scale = 1 if sys.platform == "darwin" else 1024  # ru_maxrss: bytes on macOS, KiB on Linux
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
+
+
+def _write_json(path: Path, data: Any) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def train_log(out: Path) -> list[dict[str, Any]]:
+    """Per-logging-step ``loss``, ``mt_loss``, ``reg_loss``, ``learning_rate`` of a finished run."""
+    summary = read_summary(out)
+    if summary is None:
+        raise TrainingError(f"{out}: no summary.json; the run has not finished")
+    return [e for e in summary["log"] if "loss" in e]
+
+
+# --- CLI (works under `accelerate launch`) ----------------------------------------------------
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m radis_utils.train --profile a100 --method radis --seed 0`` (or ``accelerate launch -m ...``)."""
+    ap = argparse.ArgumentParser(prog="python -m radis_utils.train", description=main.__doc__)
+    ap.add_argument("--profile", default="ci")
+    ap.add_argument("--method", action="append", choices=METHODS,
+                    help="repeat for several; default: the profile's train.methods")
+    ap.add_argument("--seed", type=int, action="append", help="default: the profile's train.seeds")
+    ap.add_argument("--set", action="append", default=[], metavar="SECTION__KEY=VALUE",
+                    help="override a profile value, e.g. --set train__max_steps=100")
+    args = ap.parse_args(argv)
+    overrides = {}
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep:
+            ap.error(f"--set {item!r}: expected SECTION__KEY=VALUE")
+        try:
+            overrides[key] = json.loads(value)
+        except json.JSONDecodeError:
+            overrides[key] = value  # a plain string, e.g. --set model__backbone=/path/to/model
+    cfg = load_profile(args.profile, **overrides)
+    apply_runtime(cfg)
+    for seed in args.seed or list(cfg.train.seeds):
+        for method in args.method or list(cfg.train.methods):
+            print(f"{method} seed {seed} -> {train(cfg, method, seed, verbose=True)}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

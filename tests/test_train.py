@@ -1,0 +1,227 @@
+"""The trainer: data per method, span labels, a tiny real run, resume, reload, bad input."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from transformers import TrainerCallback
+
+from radis_utils import data, models, records, synthesis, train
+from radis_utils.config import ConfigError, load_profile
+from radis_utils.losses import RATIONALE, REFERENCE
+from radis_utils.organism import World
+from radis_utils.prompts import demo_chat_tokenizer
+
+
+@pytest.fixture(scope="module")
+def backbone(tmp_path_factory):
+    """A tiny chat model saved as a local folder: the path a user's own backbone takes."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    world = World(0)
+    corpus = [f"{en} {sy}" for en, sy in world.translation_pairs(300, "stage2", seed=0)]
+    tok = demo_chat_tokenizer("chatml", corpus + [world.rationale(en) for en, _ in world.translation_pairs(50, "stage2", 1)])
+    tok.pad_token = tok.eos_token
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64,
+                                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                                         max_position_embeddings=256))
+    folder = tmp_path_factory.mktemp("backbone")
+    model.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return folder
+
+
+def tiny_cfg(backbone, runs, **kw):
+    settings = dict(model__backbone=str(backbone), runtime__runs_dir=str(runs), data__max_train_pairs=48,
+                    train__max_steps=6, train__save_steps=3, train__logging_steps=1, train__per_device_batch=8,
+                    train__effective_batch=16, train__max_length=128)
+    return load_profile("ci", **{**settings, **kw})
+
+
+def fake_synthesis(cfg, kind, text_of):
+    examples = data.training_examples(cfg)
+    path = synthesis.records_path(cfg, kind)
+    recs = [{"id": e.id, "direction": e.direction, "instruction": e.instruction, "source": e.source,
+             "reference": e.reference, "target_kind": kind, "text": text_of(e), "model": cfg.model.backbone,
+             "decoding": {"do_sample": False, "temperature": 1.0, "top_p": 1.0, "max_new_tokens": 8, "seed": 0, "engine": "hf"}, "created": "2026-01-01T00:00:00Z", "flags": []} for e in examples]
+    records.append_records(path, recs)
+    return examples
+
+
+def test_methods_build_their_own_responses(backbone, tmp_path):
+    cfg = tiny_cfg(backbone, tmp_path)
+    examples = fake_synthesis(cfg, "rationale", lambda e: "" if e.id.endswith("0") else "Because it is.")
+    fake_synthesis(cfg, "seqkd", lambda e: e.reference.upper() + " . Also this")
+    fake_synthesis(cfg, "sdft", lambda e: "again " + e.reference)
+    vanilla, _ = train.training_items(cfg, "vanilla")
+    assert [i.reference for i in vanilla] == [e.reference for e in examples]
+    radis, counts = train.training_items(cfg, "radis")
+    assert counts["empty_rationales"] == sum(e.id.endswith("0") for e in examples) > 0
+    assert all(i.reference == e.reference for i, e in zip(radis, examples))
+    seqkd, _ = train.training_items(cfg, "seqkd")
+    own = [i for i in seqkd if i.regulariser]
+    assert len(seqkd) == 2 * len(examples) and len(own) == len(examples)
+    assert own[0].reference == examples[0].reference.upper()  # the extraction rule cut "Also this"
+    sdft, _ = train.training_items(cfg, "sdft")
+    assert sdft[0].reference == "again " + examples[0].reference
+
+
+def test_seqkd_own_translations_are_the_regulariser_span(backbone, tmp_path):
+    cfg = tiny_cfg(backbone, tmp_path)
+    tok = models.load_tokenizer(cfg)
+    items = [train.TrainItem("a", "en-sy", "Translate : a b", "x y"),
+             train.TrainItem("a#own", "en-sy", "Translate : a b", "x z", regulariser=True)]
+    feats, counts = train.tokenize_items(tok, items, 128)
+    assert REFERENCE in feats[0]["spans"] and RATIONALE not in feats[0]["spans"]
+    assert RATIONALE in feats[1]["spans"] and REFERENCE not in feats[1]["spans"]
+    assert counts == {"dropped_too_long": 0, "truncated_rationales": 0}
+
+
+def test_bad_input_gets_clear_errors(backbone, tmp_path, monkeypatch):
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    cfg = tiny_cfg(backbone, tmp_path)
+    with pytest.raises(train.TrainingError, match="unknown; choose one of"):
+        train.training_items(cfg, "lora")
+    with pytest.raises(train.TrainingError, match="rationale.jsonl not found.*chapter 02"):
+        train.training_items(cfg, "radis")
+    examples = data.training_examples(cfg)
+    fake_synthesis(load_profile("ci", model__backbone=str(backbone), runtime__runs_dir=str(tmp_path),
+                                data__max_train_pairs=10), "rationale", lambda e: "r")
+    with pytest.raises(train.TrainingError, match=r"have no record .*re-run the synthesis"):
+        train.training_items(cfg, "radis", examples)
+    tok = models.load_tokenizer(cfg)
+    with pytest.raises(train.TrainingError, match="'bad'.*empty reference"):
+        train.tokenize_items(tok, [train.TrainItem("bad", "en-sy", "Translate : a", "  ")], 64)
+
+
+def test_accumulation_needs_a_whole_number_of_micro_batches(backbone, tmp_path, monkeypatch):
+    cfg = tiny_cfg(backbone, tmp_path)  # effective 16, per device 8
+    assert train.accumulation_steps(cfg) == 2
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert train.accumulation_steps(cfg) == 1
+    monkeypatch.setenv("WORLD_SIZE", "3")
+    with pytest.raises(ConfigError, match="not a multiple"):
+        train.accumulation_steps(cfg)
+
+
+def test_quantized_profile_without_bitsandbytes_says_what_to_install(monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_bnb(name, *a, **k):
+        if name == "bitsandbytes":
+            raise ImportError("no bitsandbytes")
+        return real_import(name, *a, **k)
+
+    monkeypatch.setattr(builtins, "__import__", no_bnb)
+    with pytest.raises(models.BackboneError, match=r"pip install 'radis-book\[gpu\]'"):
+        models.quantization_config(load_profile("qlora"))
+
+
+class Interrupt(TrainerCallback):
+    """Stops the run (as a crash would) after ``at`` optimizer steps."""
+
+    def __init__(self, at):
+        self.at = at
+
+    def on_step_end(self, args, state, control, **kw):
+        if state.global_step == self.at:
+            raise KeyboardInterrupt
+
+
+class FirstStep(TrainerCallback):
+    def __init__(self):
+        self.first = None
+
+    def on_step_end(self, args, state, control, **kw):
+        self.first = self.first or state.global_step
+
+
+def test_train_resumes_after_interruption_and_loads_back(backbone, tmp_path):
+    cfg = tiny_cfg(backbone, tmp_path)
+    with pytest.raises(KeyboardInterrupt):
+        train.train(cfg, "vanilla", seed=0, callbacks=[Interrupt(4)])
+    out = train.adapter_dir(cfg, "vanilla", 0)
+    assert (out / "checkpoints" / "checkpoint-3").is_dir() and train.read_summary(out) is None
+    first = FirstStep()
+    assert train.train(cfg, "vanilla", seed=0, callbacks=[first]) == out
+    summary = train.read_summary(out)
+    assert first.first == 4  # continued from checkpoint-3, did not restart at step 1
+    assert summary["resumed_from_step"] == 3 and summary["steps"] == 6
+    assert [e["step"] for e in train.train_log(out)] == [1, 2, 3, 4, 5, 6]
+    assert all(e["mt_loss"] is not None and e["reg_loss"] is None for e in train.train_log(out))
+    assert summary["parameters"]["trainable"] < summary["parameters"]["total"]
+    # finished: a re-run loads instead of training; other settings are refused
+    assert train.train(cfg, "vanilla", seed=0, callbacks=[Interrupt(1)]) == out
+    with pytest.raises(train.TrainingError, match="other settings"):
+        train.train(tiny_cfg(backbone, tmp_path, train__learning_rate=1e-5), "vanilla", seed=0)
+    # the adapter loads back and changes the backbone's outputs
+    tuned, base = models.load_adapter(cfg, out), models.load_model(cfg)
+    ids = torch.tensor([[1, 2, 3, 4]])
+    assert not torch.allclose(tuned(input_ids=ids).logits, base(input_ids=ids).logits)
+    merged = models.load_adapter(cfg, out, merge=True)
+    assert torch.allclose(merged(input_ids=ids).logits, tuned(input_ids=ids).logits, atol=1e-4)
+
+
+def test_radis_logs_both_terms_and_counts_empty_rationales(backbone, tmp_path):
+    cfg = tiny_cfg(backbone, tmp_path, train__max_steps=2, train__save_steps=100)
+    fake_synthesis(cfg, "rationale", lambda e: "" if e.id.endswith("0") else "Because it is .")
+    out = train.train(cfg, "radis", seed=1)
+    summary = train.read_summary(out)
+    assert summary["empty_rationales"] > 0 and summary["features"] == summary["examples"]
+    assert all(e["mt_loss"] > 0 and e["reg_loss"] > 0 for e in train.train_log(out))
+    assert 0 < summary["token_efficiency"] <= 1
+
+
+def test_training_arguments_follow_the_profile(backbone, tmp_path):
+    cfg = tiny_cfg(backbone, tmp_path)
+    args = train.training_arguments(cfg, tmp_path, seed=3)
+    assert args.gradient_accumulation_steps == 2 and args.seed == 3
+    assert args.lr_scheduler_type.value == "cosine" and args.learning_rate == cfg.train.learning_rate
+    grouped = getattr(args, "train_sampling_strategy", None) == "group_by_length" or getattr(args, "group_by_length", False)
+    assert grouped
+    assert not args.bf16 and not args.fp16  # no CUDA here: fp32
+
+
+def test_cli_trains_what_it_is_told(backbone, tmp_path, capsys):
+    assert train.main(["--profile", "ci", "--method", "vanilla", "--seed", "2",
+                       "--set", f"model__backbone={backbone}", "--set", f"runtime__runs_dir={tmp_path}",
+                       "--set", "data__max_train_pairs=16", "--set", "train__max_steps=1",
+                       "--set", "train__per_device_batch=16", "--set", "train__effective_batch=16"]) == 0
+    assert "vanilla seed 2 ->" in capsys.readouterr().out
+    assert json.loads((tmp_path / "ci" / "adapters" / "vanilla-seed2" / "summary.json").read_text())["steps"] == 1
+
+
+@pytest.mark.parametrize("name", ["ddp", "fsdp", "deepspeed_zero2"])
+def test_accelerate_configs_in_the_repo_are_valid(root, name):
+    from accelerate.commands.config.config_args import ClusterConfig
+
+    path = root / "configs" / "accelerate" / f"{name}.yaml"
+    config = ClusterConfig.from_yaml_file(str(path))
+    assert config.num_processes > 1 and config.mixed_precision == "bf16"
+    assert "-m radis_utils.train --profile a100" in path.read_text()
+
+
+@pytest.mark.slow
+def test_cli_runs_under_accelerate_launch_with_two_processes(backbone, tmp_path):
+    """Data-parallel on CPU (gloo): the same CLI users launch on several GPUs."""
+    import os
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+           "-m", "radis_utils.train", "--profile", "ci", "--method", "vanilla",
+           "--set", f"model__backbone={backbone}", "--set", f"runtime__runs_dir={tmp_path}",
+           "--set", "data__max_train_pairs=32", "--set", "train__max_steps=2",
+           "--set", "train__per_device_batch=4", "--set", "train__effective_batch=16", "--set", "runtime__threads=1"]
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1"}  # torchrun + gloo on CPU
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads((tmp_path / "ci" / "adapters" / "vanilla-seed0" / "summary.json").read_text())
+    assert summary["steps"] == 2 and summary["processes"] == 2
+    assert summary["gradient_accumulation_steps"] == 2  # 16 = 4 per device × 2 processes × 2
