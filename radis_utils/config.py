@@ -121,6 +121,7 @@ class EvalConfig:
     max_new_tokens: int = 256
     extraction: str = "first_line"
     comet_model: str = "Unbabel/wmt22-comet-da"
+    general_items: int = 100  # organism: held-out items per general skill
 
 
 @dataclass(frozen=True)
@@ -324,8 +325,6 @@ def apply_runtime(cfg: Config) -> None:
     import torch
 
     warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm without widgets
-    warnings.filterwarnings("ignore", message=".*is deprecated and will be removed in v6")  # peft on 5.x
-    warnings.filterwarnings("ignore", message="Failed to load CPU gemm_4bit")  # bitsandbytes on CPU
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()  # chapters show results, not loading chatter

@@ -55,6 +55,42 @@ GRADIENT_SIGNS = Fact(
 )
 
 
+#: What a table says in place of its numbers when no source for them was reachable. Only
+#: numbers read in a source are typed in here, each with its table and source URL.
+NOT_TRANSCRIBED = "not transcribed: source unavailable offline"
+
+#: Tables 1-2: WMT'22 translation quality per direction, COMET and BLEU, for both backbones.
+#: Searched offline (stored copies of ar5iv.labs.arxiv.org/html/2410.13944, the ACL Anthology
+#: page of 2025.findings-acl.632, sciencestack.ai, GitHub): only abstracts were reachable, not
+#: the tables. Check each table's columns against the paper when typing in. Shape:
+#: ``{backbone: {method: {direction: {"comet": x, "bleu": y}}}}`` with methods ``"backbone"``
+#: plus ``config.METHODS`` and directions as in ``config.PAPER_DIRECTIONS`` (the paper's own
+#: averages under ``"avg_en_xx"`` / ``"avg_xx_en"``, as ``evaluate.per_direction_table`` names them).
+TRANSLATION = Fact(None, "tables 1-2", NOT_TRANSCRIBED)
+
+#: Table 3: general ability after fine-tuning (the benchmarks of
+#: ``SETTINGS["general_benchmarks"]``) and the relative performance RP. Shape to type in: ``{backbone: {method: {benchmark: score,
+#: "rp": RP}}}`` with a ``"backbone"`` row; ``tests/test_paper.py`` then re-derives each RP
+#: from the other columns with ``evaluate.relative_performance``.
+GENERAL_ABILITY = Fact(None, "table 3", NOT_TRANSCRIBED)
+
+#: Table 5: ablation training on rationales written by other models instead of the backbone's own.
+RATIONALE_SOURCE_ABLATION = Fact(None, "table 5", NOT_TRANSCRIBED)
+
+#: The result tables a summary page can set beside a profile's own results.
+RESULT_TABLES: dict[str, Fact] = {
+    "translation": TRANSLATION,
+    "general_ability": GENERAL_ABILITY,
+    "rationale_content": OBSERVATION_CATEGORIES,
+    "rationale_source_ablation": RATIONALE_SOURCE_ABLATION,
+}
+
+
+def transcribed(fact: Fact) -> bool:
+    """Whether a fact holds the paper's numbers (``False`` for a table not typed in yet)."""
+    return fact.value is not None
+
+
 def settings_rows(profiles: dict[str, Any]) -> list[dict[str, Any]]:
     """Rows 'setting | paper | <profile>...' comparing the paper's recipe with each profile."""
     rows = []

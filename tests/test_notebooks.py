@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 
 from radis_utils import runbook
@@ -11,28 +9,16 @@ from radis_utils import runbook
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def executed(root, tmp_path_factory):
-    """Execute all chapters (cwd = repo root, so runs/ caches are shared) into a book copy."""
-    book = tmp_path_factory.mktemp("book")
-    for name in ["_config.yml", "_toc.yml"]:
-        shutil.copy(root / name, book / name)
-    shutil.copytree(root / "book", book / "book", ignore=shutil.ignore_patterns("chapters"))
-    (book / "radis_utils").mkdir()
-    runs = runbook.execute_chapters(root / "notebooks", book / "book" / "chapters", "ci", cwd=root)
-    return book, runs
-
-
-def test_every_chapter_executes_in_ci(executed):
-    _, runs = executed
+def test_every_chapter_executes_in_ci(built_book):
+    runs = built_book.runs
     failed = {r.name: r.error for r in runs if not r.ok}
     assert not failed, failed
     assert len(runs) == len(runbook.chapters(runbook.project_root() / "notebooks"))
 
 
-def test_the_book_builds_from_the_executed_chapters(executed):
-    book, runs = executed
-    assert runbook.build_book(book) == 0
+def test_the_book_builds_from_the_executed_chapters(built_book):
+    book, runs = built_book.root, built_book.runs
+    assert built_book.build_code == 0
     executed_nbs = [book / "book" / "chapters" / r.name for r in runs]
     assert runbook.check_book(book, executed_nbs) == []
     for nb in executed_nbs:

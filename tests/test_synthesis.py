@@ -416,16 +416,19 @@ def test_killed_subprocess_resumes_without_loss_or_duplicates(tmp_path):
 @pytest.mark.slow
 def test_synthesize_for_profile_writes_under_runs(tmp_path):
     from radis_utils import models
+    from radis_utils.synthesis import records_path as synthesis_records_path
     from radis_utils.synthesis import synthesize_for_profile
 
     model, tok = models.load_backbone(load_profile("ci"))
     cfg = load_profile("ci", runtime__runs_dir=str(tmp_path))
     examples = organism_examples(24)
+    folder = tmp_path / "ci" / "synthesis" / f"organism-{models.organism_config(cfg).config_hash()}"
     for kind in ("rationale", "seqkd", "sdft"):
         path, report = synthesize_for_profile(cfg, kind, examples, model, tok)
-        assert path == tmp_path / "ci" / "synthesis" / "organism" / f"{kind}.jsonl"
+        assert path == folder / f"{kind}.jsonl"  # each organism has its own records
         assert report["generated"] == 24 and len(rec.read_records(path)) == 24
-    sdft = rec.read_records(tmp_path / "ci" / "synthesis" / "organism" / "sdft.jsonl")
+    assert synthesis_records_path(load_profile("ci", organism={"world_seed": 1}), "sdft").parent != folder.relative_to(tmp_path)
+    sdft = rec.read_records(folder / "sdft.jsonl")
     assert all(r["text"] for r in sdft)
 
 

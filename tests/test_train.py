@@ -11,27 +11,11 @@ from transformers import TrainerCallback
 from radis_utils import data, models, records, synthesis, train
 from radis_utils.config import ConfigError, load_profile
 from radis_utils.losses import RATIONALE, REFERENCE
-from radis_utils.organism import World
-from radis_utils.prompts import demo_chat_tokenizer
 
 
 @pytest.fixture(scope="module")
-def backbone(tmp_path_factory):
-    """A tiny chat model saved as a local folder: the path a user's own backbone takes."""
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    world = World(0)
-    corpus = [f"{en} {sy}" for en, sy in world.translation_pairs(300, "stage2", seed=0)]
-    tok = demo_chat_tokenizer("chatml", corpus + [world.rationale(en) for en, _ in world.translation_pairs(50, "stage2", 1)])
-    tok.pad_token = tok.eos_token
-    torch.manual_seed(0)
-    model = LlamaForCausalLM(LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64,
-                                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                                         max_position_embeddings=256))
-    folder = tmp_path_factory.mktemp("backbone")
-    model.save_pretrained(folder)
-    tok.save_pretrained(folder)
-    return folder
+def backbone(tiny_backbone):
+    return tiny_backbone
 
 
 def tiny_cfg(backbone, runs, **kw):

@@ -1,0 +1,185 @@
+"""Evaluate one model (the backbone or a trained adapter) and keep the result as JSON.
+
+``evaluate(cfg, method, seed)`` translates the profile's test sets with the same generation
+code as synthesis, extracts the translation from each reply by ``eval.extraction``, scores
+BLEU/chrF (and COMET when a checkpoint is available), scores general ability (the organism's
+exact skills; at full scale the external benchmarks of ``general.py`` run as separate
+commands), and writes ``runs/<profile>/results/<method>-seed<k>.json`` atomically. A re-run
+reads the file; a file written under another profile or config is refused with its name.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from .. import data, models
+from ..config import Config, device_name, versions
+from ..engines import generate
+from ..prompts import INSTRUCTIONS, chat_prompt, translation_request
+from ..rationales import EXTRACTION_RULES, split_reply
+from .scores import gain_ratio, relative_performance
+from .translation import corpus_metrics, per_direction_table, score_comet_or_skip
+
+BACKBONE = "backbone"  # the method name of the untrained model in results files
+
+
+class ResultsError(ValueError):
+    """A results file that does not belong to this run (the message names the file)."""
+
+
+def results_path(cfg: Config, method: str, seed: int = 0, tag: str = "") -> Path:
+    """``runs/<profile>/results/<method>[-<tag>]-seed<k>.json`` (the backbone: ``backbone.json``)."""
+    name = BACKBONE if method == BACKBONE else f"{method}{'-' + tag if tag else ''}-seed{seed}"
+    return cfg.runs_dir / "results" / f"{name}.json"
+
+
+def translation_prompts(tokenizer: Any, pairs: Sequence[Any]) -> list[str]:
+    """Chat prompts for test pairs; pair ``i`` uses instruction template ``i % 5`` (all five, evenly)."""
+    return [chat_prompt(tokenizer, translation_request(p.source, p.src, p.tgt, template=i % len(INSTRUCTIONS)))
+            for i, p in enumerate(pairs)]
+
+
+def score_replies(replies: Sequence[str], pairs: Sequence[Any], rule: str) -> dict[str, Any]:
+    """BLEU/chrF of the translations cut from ``replies`` by ``rule``, and how many replies go on."""
+    split = [split_reply(r, rule) for r in replies]
+    metrics = corpus_metrics([t for t, _ in split], [p.reference for p in pairs], pairs[0].tgt)
+    metrics["rationale_share"] = round(100.0 * sum(bool(r) for _, r in split) / len(split), 2)
+    return metrics
+
+
+def translate(cfg: Config, model: Any, tokenizer: Any, direction: str) -> dict[str, Any]:
+    """Greedy replies to the direction's test set, scored under the profile's extraction rule."""
+    pairs = data.test_pairs(cfg, direction)
+    for i, p in enumerate(pairs):
+        if not p.source.strip() or not p.reference.strip():
+            raise ResultsError(f"test set {direction} ({p.origin or f'pair {i}'}): empty source or reference; "
+                               "clean the test file (every line needs text on both sides)")
+    replies = generate(model, tokenizer, translation_prompts(tokenizer, pairs), cfg.eval.max_new_tokens,
+                       cfg.eval.batch_size)
+    scores = score_replies(replies, pairs, cfg.eval.extraction)
+    hyps = [split_reply(r, cfg.eval.extraction)[0] for r in replies]
+    comet_model = None if cfg.data.source == "organism" else cfg.eval.comet_model
+    comet, message = score_comet_or_skip(comet_model, [p.source for p in pairs], hyps,
+                                         [p.reference for p in pairs], cfg.eval.batch_size)
+    if comet is not None:
+        scores["comet"] = comet["comet"]
+    scores["comet_note"] = message
+    scores["replies"] = replies
+    return scores
+
+
+def general_ability(cfg: Config, model: Any, tokenizer: Any) -> tuple[dict[str, float], list[str]]:
+    """``({skill or benchmark: score}, notes)``: the organism's skills, scored exactly; at full
+    scale nothing runs inline (see ``general.py`` for the benchmark commands) and notes say so."""
+    if cfg.data.source != "organism":
+        return {}, ["general ability at full scale runs as separate commands (chapter 05): GSM8K via "
+                    "lm-eval, AdvBench with a guard model, MT-Bench/AlpacaEval with a judge"]
+    from ..organism import World, score_general
+
+    world = World(models.organism_config(cfg).world_seed)
+    scores = score_general(model, tokenizer, world, cfg.eval.general_items, seed=0)
+    scores.pop("mean")
+    return scores, []
+
+
+def evaluate_model(cfg: Config, model: Any, tokenizer: Any) -> dict[str, Any]:
+    """Translation per direction (with en->X / X->en averages) and general ability of one model."""
+    per_direction = {d: translate(cfg, model, tokenizer, d) for d in cfg.data.directions}
+    general, notes = general_ability(cfg, model, tokenizer)
+    return {"translation": per_direction_table({d: {k: v for k, v in m.items() if k != "replies"}
+                                                for d, m in per_direction.items()}),
+            "replies": {d: m["replies"] for d, m in per_direction.items()},
+            "general": general, "notes": notes}
+
+
+def evaluate(cfg: Config, method: str, seed: int = 0, tag: str = "") -> dict[str, Any]:
+    """Results of the backbone (``method="backbone"``) or of a finished adapter; cached on disk."""
+    path = results_path(cfg, method, seed, tag)
+    if path.is_file():
+        return read_results(path, cfg)
+    start = time.time()
+    tokenizer = models.load_tokenizer(cfg)
+    if method == BACKBONE:
+        model = models.load_model(cfg)
+    else:
+        from ..train import adapter_dir
+
+        model = models.load_adapter(cfg, adapter_dir(cfg, method, seed, tag), merge=cfg.model.quantization is None)
+    result = {"profile": cfg.profile, "config_hash": cfg.config_hash(), "method": method,
+              "seed": None if method == BACKBONE else seed, "tag": tag,
+              **evaluate_model(cfg, model, tokenizer), "extraction": cfg.eval.extraction}
+    if method != BACKBONE and result["general"]:
+        base = evaluate(cfg, BACKBONE)
+        result["rp"] = round(relative_performance(base["general"], result["general"]), 2)
+    else:
+        result["rp"] = 100.0 if result["general"] else None
+    result.update(versions=versions(), device=device_name(), elapsed_s=round(time.time() - start, 1))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+    return result
+
+
+def read_results(path: str | Path, cfg: Config | None = None) -> dict[str, Any]:
+    """A results file, checked against ``cfg`` (same profile and config hash) when given."""
+    path = Path(path)
+    if not path.is_file():
+        raise ResultsError(f"{path}: no such results file; run chapter 05 (or evaluate.evaluate) first")
+    try:
+        result = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise ResultsError(f"{path}: not valid JSON ({err}); delete it and evaluate again") from None
+    for field in ("profile", "config_hash", "method", "translation", "general"):
+        if field not in result:
+            raise ResultsError(f"{path}: field '{field}' missing; delete it and evaluate again")
+    if cfg is not None and (result["profile"], result["config_hash"]) != (cfg.profile, cfg.config_hash()):
+        raise ResultsError(f"{path}: written by profile {result['profile']!r} with config "
+                           f"{result['config_hash']}, but this run is {cfg.profile!r} with config "
+                           f"{cfg.config_hash()}; delete the file (or the results folder) to re-evaluate")
+    return result
+
+
+def extraction_effect(result: Mapping[str, Any], cfg: Config, rules: Sequence[str] = EXTRACTION_RULES) -> dict[str, dict]:
+    """chrF/BLEU of one model's stored replies under every extraction rule (first direction)."""
+    direction = next(iter(result["replies"]))
+    pairs = data.test_pairs(cfg, direction)
+    return {rule: score_replies(result["replies"][direction], pairs, rule) for rule in rules}
+
+
+def headline(result: Mapping[str, Any], metric: str = "chrf") -> float:
+    """One translation number per model: ``metric`` averaged over all directions."""
+    rows = [v[metric] for k, v in result["translation"].items() if not k.startswith("avg_")]
+    return round(sum(rows) / len(rows), 2)
+
+
+#: Issue 6's scientific acceptance for the organism, on the mean over seeds.
+ACCEPTANCE = {
+    "vanilla RP ≤ 60": ("vanilla_rp", "<=", 60.0),
+    "RaDis RP ≥ 85": ("radis_rp", ">=", 85.0),
+    "RaDis gain ≥ 0.8 × vanilla gain": ("radis_gain_ratio", ">=", 0.8),
+    "Seq-KD gain ≤ 0.5 × RaDis gain": ("seqkd_vs_radis_gain", "<=", 0.5),
+}
+
+
+def acceptance(backbone: Mapping[str, Any], by_method: Mapping[str, Sequence[Mapping[str, Any]]],
+               metric: str = "chrf") -> dict[str, dict[str, Any]]:
+    """Each ``ACCEPTANCE`` check on the seed-mean of RP and translation gains over the backbone."""
+    def mean(values: Sequence[float]) -> float:
+        return sum(values) / len(values)
+
+    base = headline(backbone, metric)
+    score = {m: mean([headline(r, metric) for r in rs]) for m, rs in by_method.items()}
+    values = {"vanilla_rp": mean([r["rp"] for r in by_method["vanilla"]]),
+              "radis_rp": mean([r["rp"] for r in by_method["radis"]]),
+              "radis_gain_ratio": gain_ratio(base, score["radis"], score["vanilla"]),
+              "seqkd_vs_radis_gain": gain_ratio(base, score["seqkd"], score["radis"])}
+    out = {}
+    for name, (key, op, limit) in ACCEPTANCE.items():
+        ok = values[key] <= limit if op == "<=" else values[key] >= limit
+        out[name] = {"value": round(values[key], 3), "threshold": limit, "holds": ok}
+    return out

@@ -1,0 +1,37 @@
+"""Relative performance (paper table 3's RP) and gain ratios.
+
+Table 3's raw numbers could not be transcribed offline (see ``paper.GENERAL_ABILITY``), so RP is
+checked on a hand-made example here; ``tests/test_paper.py`` re-derives table 3's RP column from
+its raw columns as soon as the table is typed in.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from radis_utils.evaluate.scores import gain_ratio, relative_performance
+
+
+def test_rp_is_the_mean_ratio_in_percent():
+    backbone = {"mt_bench": 6.0, "alpaca_eval": 80.0, "advbench": 100.0}
+    model = {"mt_bench": 3.0, "alpaca_eval": 80.0, "advbench": 70.0}
+    # (0.5 + 1.0 + 0.7) / 3 * 100
+    assert relative_performance(backbone, model) == pytest.approx(73.3333333)
+    assert relative_performance(backbone, backbone) == pytest.approx(100.0)
+    assert relative_performance({"x": 2.0}, {"x": 3.0}) == pytest.approx(150.0)  # may exceed 100
+
+
+def test_rp_errors_name_the_benchmarks():
+    with pytest.raises(ValueError, match=r"missing in model: \['advbench'\]; extra in model: \['gsm8k'\]"):
+        relative_performance({"mt_bench": 6.0, "advbench": 99.0}, {"mt_bench": 5.0, "gsm8k": 20.0})
+    with pytest.raises(ValueError, match="empty"):
+        relative_performance({}, {})
+    with pytest.raises(ValueError, match="'gsm8k' is 0"):
+        relative_performance({"gsm8k": 0.0}, {"gsm8k": 1.0})
+
+
+def test_gain_ratio():
+    assert gain_ratio(80.0, 84.0, 85.0) == pytest.approx(0.8)
+    assert gain_ratio(80.0, 78.0, 85.0) == pytest.approx(-0.4)
+    with pytest.raises(ValueError, match="reference .*equals base"):
+        gain_ratio(80.0, 81.0, 80.0)
