@@ -1,1 +1,1 @@
-"""Timing scripts that are run by hand (``python -m benchmarks.<name>``), never by the tests."""
+"""Benchmark commands (``python -m benchmarks.<name>``): each prints its figures and writes a JSON record."""

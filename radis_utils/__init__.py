@@ -1,5 +1,6 @@
 """radis-book: the package behind the RaDis book (profiles, prompts, models, pipeline stages)."""
 
+import logging
 import warnings
 
 # tqdm.auto warns once at import when notebook widgets are missing; the book's pages need no
@@ -7,7 +8,7 @@ import warnings
 warnings.filterwarnings("ignore", message="IProgress not found")
 # Two import-time notices that say nothing about a run: bitsandbytes' CPU kernels (installed for
 # the QLoRA tests, unused on CPU) and peft touching attributes that transformers 5 renamed.
-warnings.filterwarnings("ignore", message="Failed to load CPU gemm_4bit")
+logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
 warnings.filterwarnings("ignore", message=".*is deprecated and will be removed in v6")
 
 __version__ = "0.1.0"

@@ -319,6 +319,19 @@ def _check_values(cfg: Config, where: str) -> None:
         )
 
 
+#: Set to 1 (the book job does) to silence progress bars, e.g. in executed notebooks.
+QUIET_ENV = "RADIS_QUIET"
+
+
+def progress(iterable: Any = None, desc: str = "", total: int | None = None, **kwargs: Any) -> Any:
+    """A ``tqdm.auto`` bar for a long loop (widget in Jupyter, text on a terminal), off when
+    ``RADIS_QUIET=1``; it leaves no trace when done."""
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, desc=desc, total=total, leave=False,
+                disable=os.environ.get(QUIET_ENV, "") == "1", **kwargs)
+
+
 def apply_runtime(cfg: Config) -> None:
     """Set torch threads and seeds as the profile asks (call once, in a chapter's setup cell)."""
     import numpy as np

@@ -13,6 +13,7 @@ from typing import Any, Protocol, Sequence
 
 import torch
 
+from .config import progress
 from .prompts import end_of_turn_tokens
 
 
@@ -82,7 +83,7 @@ def generate_completions(model: Any, tokenizer: Any, prompts: Sequence[str], max
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
     out: list[Completion] = [Completion("", 0, True)] * len(prompts)
     device = next(model.parameters()).device
-    for start in range(0, len(order), batch_size):
+    for start in progress(range(0, len(order), batch_size), desc="generating", unit="batch"):
         idx = order[start:start + batch_size]
         enc = tokenizer([prompts[i] for i in idx], return_tensors="pt", padding=True,
                         add_special_tokens=False, return_token_type_ids=False).to(device)

@@ -155,3 +155,75 @@ def log_series(log: Sequence[dict[str, Any]], key: str) -> tuple[list[float], li
     """``(steps, values)`` of one key of a trainer log (``train.train_log``)."""
     rows = [row for row in log if "step" in row]
     return [row["step"] for row in rows], [row.get(key) for row in rows]
+
+
+METHOD_COLOURS = {"vanilla": "#999999", "seqkd": "#E69F00", "sdft": "#CC79A7", "radis": "#009E73"}
+
+
+def layer_bars(panels: dict[str, dict[str, Sequence[float | None]]], layers: Sequence[int],
+               ylabel: str = "mean cosine(∇MT, ∇reg)", ncols: int | None = None) -> Any:
+    """One panel per key (e.g. a seed), grouped bars per layer, one bar per method; ``None`` = no bar.
+
+    The y axis is shared and symmetric around 0, so the sign of every bar reads at a glance.
+    """
+    import matplotlib.pyplot as plt
+
+    apply_style()
+    ncols = ncols or len(panels)
+    nrows = -(-len(panels) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(max(4.2, 0.5 * len(layers) + 2.6) * ncols, 3.2 * nrows),
+                             squeeze=False, sharey=True)
+    values = [abs(v) for series in panels.values() for vs in series.values() for v in vs if v is not None]
+    top = max(values, default=1.0) * 1.15 or 1.0
+    for ax, (title, series) in zip(axes.flat, panels.items()):
+        width = 0.8 / max(len(series), 1)
+        for k, (method, vs) in enumerate(series.items()):
+            xs = [i + (k - (len(series) - 1) / 2) * width for i in range(len(layers))]
+            kept = [(x, v) for x, v in zip(xs, vs) if v is not None]
+            ax.bar([x for x, _ in kept], [v for _, v in kept], width, label=method,
+                   color=METHOD_COLOURS.get(method.split()[0].lower().replace("-", "")))
+        ax.axhline(0, color="black", lw=0.8)
+        ax.set_xticks(range(len(layers)), [str(layer) for layer in layers])
+        ax.set_xlabel("layer")
+        ax.set_ylim(-top, top)
+        ax.set_title(title, loc="left", fontsize=9)
+    for ax in axes.flat[len(panels):]:
+        ax.axis("off")
+    for ax in axes[:, 0]:
+        ax.set_ylabel(ylabel)
+    axes.flat[0].legend(frameon=False, fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+# --- performance appendix (chapter 08) ----------------------------------------------------------
+
+def throughput_vs_batch(series: dict[str, tuple[Sequence[int], Sequence[float | None]]],
+                        ylabel: str = "new tokens / s", title: str = "", ax: Any = None) -> Any:
+    """Throughput against batch size, one line per named ``(batch sizes, values)`` series; log-log
+    axes with the batch sizes as ticks and a dotted line for perfect (linear) scaling from the first point."""
+    import matplotlib.pyplot as plt
+
+    apply_style()
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6.4, 3.6))
+    ticks: set[int] = set()
+    for name, (xs, ys) in series.items():
+        kept = [(x, y) for x, y in zip(xs, ys) if y is not None]
+        if not kept:
+            continue
+        line, = ax.plot([x for x, _ in kept], [y for _, y in kept], marker="o", lw=1.5, label=name)
+        x0, y0 = kept[0]
+        ax.plot([x for x, _ in kept], [y0 * x / x0 for x, _ in kept], ls=":", color=line.get_color(), lw=1)
+        for x, y in kept:
+            ax.annotate(f"{y:,.0f}", (x, y), textcoords="offset points", xytext=(0, 5), ha="center", fontsize=7)
+        ticks |= {x for x, _ in kept}
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xticks(sorted(ticks), [str(t) for t in sorted(ticks)])
+    ax.set_xlabel("batch size (sequences generated together)")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, loc="left")
+    ax.legend(frameon=False, fontsize=8, title="dotted: linear scaling", title_fontsize=7)
+    ax.figure.tight_layout()
+    return ax.figure

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import project_root
+from .config import QUIET_ENV, project_root
 
 CHAPTER_GLOB = "[0-9][0-9]_*.ipynb"
 
@@ -47,6 +48,7 @@ def execute_chapter(notebook: Path, out_dir: Path, profile: str, cwd: Path) -> C
 
     out_dir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
+    os.environ[QUIET_ENV] = "1"  # the kernel inherits it: no progress bars in rendered pages
     try:
         pm.execute_notebook(
             str(notebook), str(out_dir / notebook.name), parameters={"PROFILE": profile},

@@ -22,6 +22,7 @@ from . import records as rec
 from .engines import (  # noqa: F401  (re-exported: the generation API lives here for callers)
     Completion, Decoding, Engine, HFEngine, VLLMEngine, generate, generate_completions, make_engine,
 )
+from .config import progress
 from .prompts import chat_prompt, chat_template_of, continuation_prompt, end_of_turn_tokens
 
 KINDS = rec.KINDS
@@ -200,7 +201,7 @@ def synthesize(examples: Sequence[Any], kind: str, engine: Engine, tokenizer: An
     wanted = {ex.id for ex, _ in valid}
     resumed = len(wanted & done.keys())
     generated, new_tokens, elapsed = 0, 0, 0.0
-    for k in range(0, len(valid), chunk_size):
+    for k in progress(range(0, len(valid), chunk_size), desc=f"synthesis {kind}", unit="chunk"):
         chunk = valid[k:k + chunk_size]
         if all(ex.id in done for ex, _ in chunk):
             continue

@@ -35,7 +35,7 @@ from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArgu
 
 from . import data as data_mod
 from . import models, synthesis
-from .config import METHODS, Config, ConfigError, apply_runtime, device_name, load_profile, versions
+from .config import METHODS, Config, ConfigError, apply_runtime, device_name, load_profile, progress, versions
 from .losses import REFERENCE, RATIONALE, Tokenized, collate, span_losses, tokenize_example
 from .rationales import split_reply
 from .records import read_records
@@ -172,6 +172,25 @@ class SpanTrainer(Trainer):
         super().log(logs, *args, **kwargs)
 
 
+class ProgressBar(TrainerCallback):
+    """One ``config.progress`` bar over optimizer steps (quiet under ``RADIS_QUIET=1``)."""
+
+    def __init__(self, desc: str) -> None:
+        self.desc, self.bar = desc, None
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if state.is_world_process_zero:
+            self.bar = progress(desc=self.desc, total=state.max_steps, initial=state.global_step, unit="step")
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if self.bar is not None:
+            self.bar.update(state.global_step - self.bar.n)
+
+    def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
 def precision_flags(requested: str) -> dict[str, bool]:
     """``bf16``/``fp16`` flags for ``TrainingArguments`` where the device supports them, else fp32."""
     cuda = torch.cuda.is_available()
@@ -265,7 +284,8 @@ def train(cfg: Config, method: str, seed: int = 0, examples: Sequence[Any] | Non
     collator = SpanCollator(tokenizer.pad_token_id)
     args = training_arguments(cfg, out, seed, **overrides)
     trainer = SpanTrainer(model=model, args=args, train_dataset=features, data_collator=collator,
-                          callbacks=list(callbacks), rationale_weight=cfg.train.rationale_weight)
+                          callbacks=[ProgressBar(f"train {method} seed {seed}"), *callbacks],
+                          rationale_weight=cfg.train.rationale_weight)
     if not verbose:
         trainer.remove_callback(PrinterCallback)
     last = _last_checkpoint(out / "checkpoints")

@@ -117,3 +117,12 @@ def test_runtime_and_report():
         assert "profile      : ci" in report and "torch" in report and cfg.config_hash() in report
     finally:
         torch.set_num_threads(before)
+
+
+def test_progress_bars_are_quiet_when_the_book_job_asks(monkeypatch):
+    from radis_utils.config import QUIET_ENV, progress
+
+    monkeypatch.setenv(QUIET_ENV, "1")
+    assert progress(range(3)).disable
+    monkeypatch.setenv(QUIET_ENV, "0")
+    assert not progress(range(3), file=open("/dev/null", "w")).disable

@@ -139,9 +139,11 @@ def safety_answer(action: str, verb: str, harmful: bool) -> str:
 
 
 def word_list_pool(world: World) -> tuple[str, ...]:
-    """Words that appear in reverse/repeat word lists."""
+    """Words that appear in reverse/repeat word lists. Every Synthian word is among them, so the
+    base model has seen (and can copy) every token of its vocabulary, as a pretrained LLM has;
+    what it lacks for unseen words is only their meaning (the English->Synthian mapping)."""
     return (tuple(lx.ANIMALS) + tuple(lx.THINGS) + lx.ADJECTIVES + lx.JOBS
-            + world.names.people + world.names.countries)
+            + world.names.people + world.names.countries + world.names.synthian)
 
 
 def word_list_task(world: World, rng: random.Random, reverse: bool) -> dict[str, Any]:

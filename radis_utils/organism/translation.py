@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 #: Rationale kinds, in the order they appear inside one rationale.
 RATIONALE_CATEGORIES: tuple[str, ...] = (
-    "safety", "fact", "arithmetic", "gloss", "back_translation", "alternative",
+    "safety", "fact", "arithmetic", "word_order", "gloss", "back_translation", "alternative",
 )
 #: Which style part a rationale carries, by instruction template index (0..4).
 TEMPLATE_STYLE: dict[int, str] = {
@@ -29,8 +29,8 @@ TEMPLATE_STYLE: dict[int, str] = {
 }
 #: Chance that a reply carries a rationale, by instruction template (template 3 is terse).
 RATIONALE_RATE: dict[int, float] = {0: 0.95, 1: 0.95, 2: 0.95, 3: 0.1, 4: 0.95}
-GLOSS_HEAD, BACK_HEAD, ALT_HEAD = "Here", "In English :", "Also correct :"
-RATIONALE_PHRASES = (GLOSS_HEAD + " is and", BACK_HEAD, ALT_HEAD)
+GLOSS_HEAD, BACK_HEAD, ALT_HEAD, WORDS_HEAD = "Here", "In English :", "Also correct :", "Backwards :"
+RATIONALE_PHRASES = (GLOSS_HEAD + " is and", BACK_HEAD, ALT_HEAD, WORDS_HEAD)
 
 
 @dataclass(frozen=True)
@@ -169,8 +169,16 @@ def rationale_parts(world: World, sentence: Sentence, template: int) -> list[tup
         a, b = sorted(sentence.obj.numbers, reverse=True)
         parts.append(("arithmetic", arithmetic_answer(f"{a} plus {b}", a + b)))
         parts.append(("arithmetic", arithmetic_answer(f"{a} minus {b}", a - b)))
+    parts.append(_word_order_part(sentence))
     parts.append(_style_part(world, sentence, TEMPLATE_STYLE[template]))
     return parts
+
+
+def _word_order_part(sentence: Sentence) -> tuple[str, str]:
+    """The source's content words backwards: the word-list skill (instruction following) at work,
+    as a chat model's notes exercise its general skills."""
+    words = [w for w in (*sentence.subject.en, *sentence.obj.en) if w.isalpha() and w not in ("the", "and")]
+    return "word_order", f"{WORDS_HEAD} {' '.join(reversed(words))} ."
 
 
 def _style_part(world: World, sentence: Sentence, style: str) -> tuple[str, str]:
@@ -207,6 +215,7 @@ def classify_rationale(text: str) -> list[str]:
         "gloss": f" {GLOSS_HEAD} ",
         "back_translation": f" {BACK_HEAD} ",
         "alternative": f" {ALT_HEAD} ",
+        "word_order": f" {WORDS_HEAD} ",
     }
     found = {cat for cat, key in rules.items() if key in text}
     if " The capital of " in text or " lives in " in text or " is a " in text:
