@@ -29,8 +29,9 @@ TEMPLATE_STYLE: dict[int, str] = {
 }
 #: Chance that a reply carries a rationale, by instruction template (template 3 is terse).
 RATIONALE_RATE: dict[int, float] = {0: 0.95, 1: 0.95, 2: 0.95, 3: 0.1, 4: 0.95}
-GLOSS_HEAD, BACK_HEAD, ALT_HEAD, WORDS_HEAD = "Here", "In English :", "Also correct :", "Backwards :"
-RATIONALE_PHRASES = (GLOSS_HEAD + " is and", BACK_HEAD, ALT_HEAD, WORDS_HEAD)
+GLOSS_HEAD, BACK_HEAD, ALT_HEAD = "Here", "In English :", "Also correct :"
+WORDS_HEAD, ORDER_HEAD = "Backwards :", "In order :"
+RATIONALE_PHRASES = (GLOSS_HEAD + " is and", BACK_HEAD, ALT_HEAD, WORDS_HEAD, ORDER_HEAD)
 
 
 @dataclass(frozen=True)
@@ -175,10 +176,10 @@ def rationale_parts(world: World, sentence: Sentence, template: int) -> list[tup
 
 
 def _word_order_part(sentence: Sentence) -> tuple[str, str]:
-    """The source's content words backwards: the word-list skill (instruction following) at work,
-    as a chat model's notes exercise its general skills."""
+    """The source's content words in order and backwards: the word-list skills (instruction
+    following) at work, as a chat model's notes exercise its general skills."""
     words = [w for w in (*sentence.subject.en, *sentence.obj.en) if w.isalpha() and w not in ("the", "and")]
-    return "word_order", f"{WORDS_HEAD} {' '.join(reversed(words))} ."
+    return "word_order", f"{ORDER_HEAD} {' '.join(words)} . {WORDS_HEAD} {' '.join(reversed(words))} ."
 
 
 def _style_part(world: World, sentence: Sentence, style: str) -> tuple[str, str]:

@@ -13,7 +13,7 @@ from . import lexicon as lx
 from . import tasks, translation
 
 #: Bump when the world's content changes, so cached organisms are rebuilt.
-WORLD_VERSION = 5
+WORLD_VERSION = 6
 TRAINING_TASKS: tuple[str, ...] = (
     "translate", "facts", "arithmetic", "safety", "reverse", "repeat",
 )
