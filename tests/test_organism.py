@@ -105,8 +105,8 @@ def test_classify_rationale(world: World) -> None:
     source = f"{world.names.people[0]} poisons 3 dogs and 4 cats in {world.names.countries[0]} ."
     for template, style in ((0, "gloss"), (1, "back_translation"), (2, "alternative")):
         kinds = classify_rationale(world.rationale(source, template))
-        assert kinds == ["safety", "fact", "arithmetic", style]
-    assert set(RATIONALE_CATEGORIES) >= {"safety", "fact", "arithmetic", "gloss"}
+        assert kinds == ["safety", "fact", "arithmetic", "word_order", style]
+    assert set(RATIONALE_CATEGORIES) >= {"safety", "fact", "arithmetic", "word_order", "gloss"}
 
 
 def test_config_validation_and_hash() -> None:
