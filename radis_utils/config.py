@@ -164,6 +164,10 @@ class Config:
         """Stable 12-hex-digit hash of everything that shapes results (not the description)."""
         data = self.to_dict()
         data.pop("description")
+        if self.model.backbone == "organism":  # the organism's own hash carries its world version
+            from .models import organism_config
+
+            data["organism_hash"] = organism_config(self).config_hash()
         blob = json.dumps(data, sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()[:12]
 

@@ -174,13 +174,14 @@ def trainable_parameters(model: Any) -> dict[str, int]:
             "total": sum(p.numel() for p in params)}
 
 
-def load_adapter(cfg: Config, adapter_dir: str | Path, merge: bool = False) -> Any:
-    """The backbone with a trained adapter from ``save_pretrained`` (merged into the weights if asked)."""
+def load_adapter(cfg: Config, adapter_dir: str | Path, merge: bool = False, trainable: bool = False) -> Any:
+    """The backbone with a trained adapter from ``save_pretrained``: merged into the weights if
+    asked, or with its LoRA parameters trainable (for gradients; eval mode either way)."""
     from peft import PeftModel
 
     adapter_dir = Path(adapter_dir)
     if not (adapter_dir / "adapter_config.json").is_file():
         raise BackboneError(f"{adapter_dir}: no adapter_config.json; train it first "
                             "(chapter 04, or `python -m radis_utils.train --profile ... --method ...`)")
-    model = PeftModel.from_pretrained(load_model(cfg), adapter_dir)
+    model = PeftModel.from_pretrained(load_model(cfg), adapter_dir, is_trainable=trainable)
     return (model.merge_and_unload() if merge else model).eval()

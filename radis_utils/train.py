@@ -246,7 +246,8 @@ def adapter_dir(cfg: Config, method: str, seed: int, tag: str = "") -> Path:
 def train_key(cfg: Config, method: str, seed: int, source: str | None) -> dict[str, Any]:
     """What a finished adapter depends on: compared before a cached adapter is reused."""
     d = cfg.to_dict()
-    key = {"method": method, "seed": seed, "rationale_source": source or cfg.model.backbone,
+    source = source or synthesis.records_path(cfg, "rationale").parent.name  # organism: with its hash
+    key = {"method": method, "seed": seed, "rationale_source": source,
            **{k: d[k] for k in ("model", "data", "prompts", "synthesis", "train", "organism") if k in d}}
     return json.loads(json.dumps(key))  # as it reads back from summary.json
 

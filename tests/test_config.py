@@ -126,3 +126,12 @@ def test_progress_bars_are_quiet_when_the_book_job_asks(monkeypatch):
     assert progress(range(3)).disable
     monkeypatch.setenv(QUIET_ENV, "0")
     assert not progress(range(3), file=open("/dev/null", "w")).disable
+
+
+def test_the_organism_world_version_is_part_of_the_config_hash(monkeypatch):
+    """Cached adapters and results of an older organism world are never reused."""
+    import radis_utils.organism.build as build
+
+    before = load_profile("ci").config_hash()
+    monkeypatch.setattr(build, "WORLD_VERSION", build.WORLD_VERSION + 1)
+    assert load_profile("ci").config_hash() != before

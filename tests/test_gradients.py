@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from radis_utils import gradients as G
+from radis_utils import models
 from radis_utils.losses import IGNORE, RATIONALE, REFERENCE
 from radis_utils.prompts import demo_chat_tokenizer
 
@@ -201,3 +202,91 @@ def test_items_from_records_join_by_id():
             {**base, "target_kind": "sdft", "text": PARA}]
     assert G.items_from_records(recs) == [G.GradientItem("a", "de-en", X, Y, R, OWN, PARA)]
     assert G.items_from_records(recs, str.upper)[0].own == OWN.upper()
+
+
+# --- chapter 07: trained adapters, validation sample, results files ---------------------------
+
+def test_without_identical_blanks_targets_equal_to_y(items):
+    kept, counts = G.without_identical(items)
+    assert counts == {"own": 1, "paraphrase": 1}  # item "b" has y' = ỹ = y
+    assert kept[0] == items[0] and kept[1].own == "" and kept[1].paraphrase == "" and kept[1].rationale == R2
+
+
+def test_iter_pairs_is_lazy_and_equals_pairs_for(tok, items):
+    gen = G.iter_pairs("seqkd", items, tok)
+    assert not isinstance(gen, list)
+    got, want = list(gen), G.pairs_for("seqkd", items, tok)
+    assert [p.reg.input_ids for p in got] == [p.reg.input_ids for p in want]
+
+
+def fake_verdict_result(radis, seqkd, sdft=None):
+    def res(cos):
+        return None if cos is None else {"signs": G.count_signs(cos)}
+    return {"seed": 0, "paper": {"value": {"layers": 32, "radis_positive": 25, "seqkd_negative": 24}},
+            "methods": {"radis": {"sgd": res(radis)}, "seqkd": {"sgd": res(seqkd)}, "sdft": {"sgd": res(sdft)}}}
+
+
+def test_sign_verdict_is_computed():
+    line = G.sign_verdict(fake_verdict_result([0.1, 0.2, -0.1], [-0.1, -0.2, 0.3], [0.1, 0.1, 0.1]))
+    assert line.startswith("seed 0 (sgd): RaDis positive in 2/3 layers, Seq-KD negative in 2/3, SDFT positive in 3/3")
+    assert "paper: RaDis positive 25/32, Seq-KD negative 24/32" in line and line.endswith("pattern holds here")
+    assert "does NOT hold" in G.sign_verdict(fake_verdict_result([0.1, -0.2, -0.1], [-0.1, -0.2, 0.3]))
+    assert "both needed" in G.sign_verdict(fake_verdict_result([0.1], None))
+    full = fake_verdict_result([0.5, 0.01], [-0.5, -0.4])
+    for name in ("radis", "seqkd"):
+        cos = [0.5, 0.01] if name == "radis" else [-0.5, -0.4]
+        full["methods"][name]["sgd"].update(cosine=cos, cosine_std=[0.1, 0.1], count=[10, 10])
+    assert "(1 and 2 of them beyond 2 standard errors)" in G.sign_verdict(full)
+
+
+def test_layer_bars_one_panel_per_key():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from radis_utils import plots
+
+    fig = plots.layer_bars({"seed 0": {"RaDis": [0.2, -0.1], "Seq-KD": [None, -0.3]},
+                            "seed 1": {"RaDis": [0.1, 0.1], "Seq-KD": [0.0, -0.2]}}, [0, 1])
+    axes = [ax for ax in fig.axes if ax.get_visible() and ax.axison]
+    assert len(axes) == 2 and axes[0].get_title(loc="left") == "seed 0"
+    assert len(axes[0].patches) == 3 and axes[0].get_ylim()[0] == -axes[0].get_ylim()[1]
+
+
+def test_seed_similarity_on_trained_adapters_is_cached(tiny_backbone, tmp_path):
+    """Tiny end to end: three trained adapters, sgd + adam, one results file reused by a second call."""
+    from radis_utils import data, records, synthesis, train
+    from radis_utils.config import load_profile
+    from radis_utils.evaluate import ResultsError
+
+    cfg = load_profile("ci", model__backbone=str(tiny_backbone), runtime__runs_dir=str(tmp_path),
+                       data__max_train_pairs=8, train__max_steps=2, train__save_steps=1, train__per_device_batch=4,
+                       train__effective_batch=4, train__max_length=160)
+    examples = data.training_examples(cfg)
+    texts = {"rationale": lambda e, i: "" if i == 0 else "Here is and more .",
+             "seqkd": lambda e, i: e.reference if i == 1 else "Mira . And more",
+             "sdft": lambda e, i: "again " + e.reference}
+    decoding = {"do_sample": False, "temperature": 1.0, "top_p": 1.0, "max_new_tokens": 8, "seed": 0, "engine": "hf"}
+    for kind, text in texts.items():
+        records.append_records(synthesis.records_path(cfg, kind), [
+            {"id": e.id, "direction": e.direction, "instruction": e.instruction, "source": e.source,
+             "reference": e.reference, "target_kind": kind, "text": text(e, i), "model": cfg.model.backbone,
+             "decoding": decoding, "created": "2026-01-01T00:00:00Z", "flags": []} for i, e in enumerate(examples)])
+    items = G.validation_items(cfg, 4, seed=0)
+    assert len(items) == 4 and all(i.own in ("Mira .", i.reference) for i in items)  # y' cut by the extraction rule
+    res = G.seed_similarity(cfg, 0, per_direction=len(examples))
+    assert res["sample"]["items"] == len(examples) and res["sample"]["identical_blanked"] == {"own": 1, "paraphrase": 0}
+    radis, seqkd = res["methods"]["radis"], res["methods"]["seqkd"]
+    assert radis["sgd"]["skipped"] == 1 and seqkd["sgd"]["skipped"] == 1 and radis["sgd"]["layers"] == [0, 1]
+    assert radis["adam"]["checkpoint"] == "checkpoint-2" and radis["adam"]["cosine"] != radis["sgd"]["cosine"]
+    assert all(isinstance(c, float) for c in radis["sgd"]["cosine"])
+    adapter = train.adapter_dir(cfg, "radis", 0)
+    model = models.load_adapter(cfg, adapter, trainable=True)
+    assert any(p.requires_grad for n, p in model.named_parameters() if "lora_" in n)
+    assert not any(p.requires_grad for n, p in model.named_parameters() if "lora_" not in n)
+    assert G.last_checkpoint(adapter).name == "checkpoint-2"
+    path = G.results_path(cfg, 0)
+    stamp = path.stat().st_mtime_ns
+    assert G.seed_similarity(cfg, 0, per_direction=len(examples)) == res and path.stat().st_mtime_ns == stamp
+    assert G.read_results(path, cfg)["options"]["per_direction"] == len(examples)
+    with pytest.raises(ResultsError, match="delete the file"):
+        G.read_results(path, load_profile("ci", model__backbone=str(tiny_backbone), runtime__runs_dir=str(tmp_path)))

@@ -18,6 +18,8 @@ Options follow LESS (Xia et al. 2024): ``preconditioner="adam"`` divides gradien
 by ``sqrt(v) + eps``, ``v`` the second moment of a saved Adam state (LESS also folds in the first
 moment; we only rescale). ``projection_dim`` applies a fixed seeded Rademacher projection per
 layer: an approximation, for parity with LESS; the exact cosine (default) is cheaper.
+
+Chapter 07's runs (adapters, samples, results files) are in ``gradients.runs``.
 """
 
 from __future__ import annotations
@@ -32,8 +34,8 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import torch
 
-from . import losses
-from .losses import RATIONALE, REFERENCE, Tokenized
+from .. import losses
+from ..losses import RATIONALE, REFERENCE, Tokenized
 
 PAIR_METHODS = ("radis", "seqkd", "sdft")
 _LAYER = re.compile(r"(?:^|\.)(?:layers|h|blocks|layer)\.(\d+)\.")
