@@ -250,8 +250,7 @@ def project(vectors: torch.Tensor, dim: int, seed: int = 0, key: int = 0) -> tor
 
 def gradient_similarity(model: Any, pairs: Iterable[GradientPair | None], preconditioner: str = "sgd",
                         optimizer_state: Mapping[str, Any] | str | Path | None = None,
-                        projection_dim: int | None = None, seed: int = 0, eps: float = 1e-8,
-                        show_progress: bool = False) -> dict[str, Any]:
+                        projection_dim: int | None = None, seed: int = 0, eps: float = 1e-8) -> dict[str, Any]:
     """Mean per-example cosine between MT and regulariser gradients, per layer (paper fig. 4).
 
     Streams ``pairs`` (``None`` entries are counted as ``skipped``) keeping running sums only.
@@ -259,7 +258,7 @@ def gradient_similarity(model: Any, pairs: Iterable[GradientPair | None], precon
     ``pairs`` (used), ``skipped`` and the options. The model runs in eval mode (no dropout);
     every module's training flag is restored afterwards.
     """
-    from tqdm.auto import tqdm
+    from ..config import progress
 
     if preconditioner not in ("sgd", "adam"):
         raise ValueError(f"preconditioner must be 'sgd' or 'adam', got {preconditioner!r}")
@@ -276,7 +275,7 @@ def gradient_similarity(model: Any, pairs: Iterable[GradientPair | None], precon
     modes = [(m, m.training) for m in model.modules()]
     model.eval()
     try:
-        for pair in tqdm(pairs, disable=not show_progress, desc="gradient pairs"):
+        for pair in progress(pairs, desc="gradient pairs", unit="pair"):
             if pair is None:
                 skipped += 1
                 continue
