@@ -9,6 +9,7 @@ after a failure, so the result is checked file by file).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -16,6 +17,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 from .config import QUIET_ENV, project_root
 
@@ -48,15 +50,35 @@ def execute_chapter(notebook: Path, out_dir: Path, profile: str, cwd: Path) -> C
 
     out_dir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    os.environ[QUIET_ENV] = "1"  # the kernel inherits it: no progress bars in rendered pages
     try:
-        pm.execute_notebook(
-            str(notebook), str(out_dir / notebook.name), parameters={"PROFILE": profile},
-            cwd=str(cwd), progress_bar=False, log_output=False, kernel_name="python3",
-        )
+        with kernel_environment():
+            pm.execute_notebook(
+                str(notebook), str(out_dir / notebook.name), parameters={"PROFILE": profile},
+                cwd=str(cwd), progress_bar=False, log_output=False, kernel_name="python3",
+            )
     except Exception as err:  # papermill raises PapermillExecutionError with the cell's traceback
         return ChapterRun(notebook.name, False, time.perf_counter() - start, _short(err))
     return ChapterRun(notebook.name, True, time.perf_counter() - start)
+
+
+#: What the chapter kernels see: no progress bars in rendered pages, and figures shown inline
+#: even where the caller set ``MPLBACKEND=Agg`` (CI does; a kernel would then show no figure).
+KERNEL_ENV = {QUIET_ENV: "1", "MPLBACKEND": "module://matplotlib_inline.backend_inline"}
+
+
+@contextlib.contextmanager
+def kernel_environment(values: dict[str, str] = KERNEL_ENV) -> Iterator[None]:
+    """Set ``values`` in ``os.environ`` while kernels start (they inherit it), then restore it."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def execute_chapters(notebook_dir: Path, out_dir: Path, profile: str, cwd: Path,

@@ -79,3 +79,17 @@ def test_chapter_selection(tmp_path):
     assert [p.stem for p in runbook.chapters(tmp_path, ["01"])] == ["01_b"]
     with pytest.raises(FileNotFoundError, match="no chapter notebooks"):
         runbook.chapters(tmp_path / "empty")
+
+
+def test_chapter_kernels_show_figures_inline_even_under_agg(monkeypatch):
+    """CI exports MPLBACKEND=Agg; a kernel that inherited it would render no figure at all."""
+    import os
+
+    from radis_utils.runbook import kernel_environment
+
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    monkeypatch.delenv("RADIS_QUIET", raising=False)
+    with kernel_environment():
+        assert os.environ["MPLBACKEND"] == "module://matplotlib_inline.backend_inline"
+        assert os.environ["RADIS_QUIET"] == "1"
+    assert os.environ["MPLBACKEND"] == "Agg" and "RADIS_QUIET" not in os.environ
