@@ -227,3 +227,26 @@ def throughput_vs_batch(series: dict[str, tuple[Sequence[int], Sequence[float | 
     ax.legend(frameon=False, fontsize=8, title="dotted: linear scaling", title_fontsize=7)
     ax.figure.tight_layout()
     return ax.figure
+
+
+def tradeoff(points: dict[str, Sequence[tuple[float, float]]], title: str = "",
+             xlabel: str = "translation quality (chrF, test set)",
+             ylabel: str = "general ability kept (RP, %)", star: str = "radis") -> Any:
+    """Paper figure 1: one point per model at the mean of its ``(translation, RP)`` pairs (one
+    pair per seed), with bars spanning the seeds; ``star`` is drawn as a star."""
+    import matplotlib.pyplot as plt
+
+    apply_style()
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    for name, pairs in points.items():
+        xs, ys = [p[0] for p in pairs], [p[1] for p in pairs]
+        x, y = sum(xs) / len(xs), sum(ys) / len(ys)
+        ax.errorbar(x, y, xerr=[[x - min(xs)], [max(xs) - x]], yerr=[[y - min(ys)], [max(ys) - y]],
+                    fmt="*" if name == star else "o", ms=14 if name == star else 8, capsize=3, label=name)
+        ax.annotate(name, (x, y), textcoords="offset points", xytext=(6, 6), fontsize=9)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, loc="left")
+    ax.legend(frameon=False, fontsize=8, loc="lower left")
+    fig.tight_layout()
+    return fig
