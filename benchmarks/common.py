@@ -21,6 +21,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
+from radis_utils.records import write_json
+
 HERE = Path(__file__).resolve().parent
 RECORDS_DIR = HERE / "records"
 ARCHS_DIR = HERE / "archs"
@@ -60,10 +62,7 @@ def record_path(record: dict[str, Any], records_dir: str | Path | None = None) -
 def write_record(record: dict[str, Any], records_dir: str | Path | None = None) -> Path:
     """Write ``record`` atomically and return its path."""
     path = record_path(record, records_dir)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    write_json(path, record)
     return path
 
 

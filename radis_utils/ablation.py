@@ -13,14 +13,13 @@ vocabulary check (a word-level organism tokenizer turns unknown words into ``<un
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from . import data, evaluate, models, synthesis, train
 from .config import Config, build_config
-from .records import read_records
+from .records import read_records, write_json
 
 KINDS = ("self", "organism", "model")
 
@@ -197,10 +196,7 @@ def write_summary(cfg: Config, sources: Sequence[RationaleSource], runs: Mapping
                                 "nonempty_share": runs[s.name]["prepare"]["nonempty_share"],
                                 "base": runs[s.name]["prepare"]["base"]} for s in sources},
            "table": json.loads(table.to_json(orient="index"))}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(out, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    write_json(path, out, indent=1)
     return path
 
 

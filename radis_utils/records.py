@@ -189,15 +189,18 @@ def export_llama_factory(records: Sequence[dict[str, Any]], out_dir: str | Path,
     out.mkdir(parents=True, exist_ok=True)
     rows = [{"instruction": r["instruction"], "input": "", "output": training_output(r)} for r in records]
     data_file = out / f"{name}.json"
-    _write_json(data_file, rows)
+    write_json(data_file, rows)
     info_file = out / "dataset_info.json"
     info = json.loads(info_file.read_text(encoding="utf-8")) if info_file.is_file() else {}
     info[name] = {"file_name": data_file.name, "columns": dict(ALPACA_COLUMNS)}
-    _write_json(info_file, info)
+    write_json(info_file, info)
     return data_file
 
 
-def _write_json(path: Path, data: Any) -> None:
+def write_json(path: Path, data: Any, indent: int = 2) -> None:
+    """Write ``data`` as JSON atomically (a temporary file, then a rename): a crash leaves the old
+    file or the new one, never half of one. Creates the parent folder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    tmp.write_text(json.dumps(data, ensure_ascii=False, indent=indent) + "\n", encoding="utf-8")
     os.replace(tmp, path)

@@ -38,7 +38,7 @@ from . import models, synthesis
 from .config import METHODS, Config, ConfigError, apply_runtime, device_name, load_profile, progress, versions
 from .losses import REFERENCE, RATIONALE, Tokenized, collate, span_losses, tokenize_example
 from .rationales import split_reply
-from .records import read_records
+from .records import read_records, write_json
 
 #: The synthesis target each method needs (vanilla needs none).
 SYNTHESIS_KIND = {"radis": "rationale", "seqkd": "seqkd", "sdft": "sdft"}
@@ -289,7 +289,7 @@ def train(cfg: Config, method: str, seed: int = 0, examples: Sequence[Any] | Non
                           rationale_weight=cfg.train.rationale_weight)
     if not verbose:
         trainer.remove_callback(PrinterCallback)
-    last = _last_checkpoint(out / "checkpoints")
+    last = last_checkpoint(out / "checkpoints")
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
     start = time.time()
@@ -314,12 +314,13 @@ def train(cfg: Config, method: str, seed: int = 0, examples: Sequence[Any] | Non
             "log": [e for e in trainer.state.log_history if "loss" in e or "train_loss" in e],
             "versions": versions(),
         }
-        _write_json(out / "summary.json", summary)
+        write_json(out / "summary.json", summary)
     return out
 
 
-def _last_checkpoint(folder: Path) -> Path | None:
-    ckpts = [p for p in folder.glob("checkpoint-*") if (p / "trainer_state.json").is_file()]
+def last_checkpoint(folder: Path, marker: str = "trainer_state.json") -> Path | None:
+    """The latest ``checkpoint-N`` in ``folder`` that holds ``marker`` (a complete one), or ``None``."""
+    ckpts = [p for p in folder.glob("checkpoint-*") if (p / marker).is_file()]
     return max(ckpts, key=_step_of) if ckpts else None
 
 
@@ -333,12 +334,6 @@ def peak_memory_bytes() -> int:
         return torch.cuda.max_memory_allocated()
     scale = 1 if sys.platform == "darwin" else 1024  # ru_maxrss: bytes on macOS, KiB on Linux
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
-
-
-def _write_json(path: Path, data: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def train_log(out: Path) -> list[dict[str, Any]]:

@@ -91,21 +91,6 @@ def test_accumulation_needs_a_whole_number_of_micro_batches(backbone, tmp_path, 
         train.accumulation_steps(cfg)
 
 
-def test_quantized_profile_without_bitsandbytes_says_what_to_install(monkeypatch):
-    import builtins
-
-    real_import = builtins.__import__
-
-    def no_bnb(name, *a, **k):
-        if name == "bitsandbytes":
-            raise ImportError("no bitsandbytes")
-        return real_import(name, *a, **k)
-
-    monkeypatch.setattr(builtins, "__import__", no_bnb)
-    with pytest.raises(models.BackboneError, match=r"pip install 'radis-book\[gpu\]'"):
-        models.quantization_config(load_profile("qlora"))
-
-
 class Interrupt(TrainerCallback):
     """Stops the run (as a crash would) after ``at`` optimizer steps."""
 

@@ -11,7 +11,6 @@ reads the file; a file written under another profile or config is refused with i
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -19,6 +18,7 @@ from typing import Any, Mapping, Sequence
 from .. import data, models
 from ..config import Config, device_name, versions
 from ..engines import generate
+from ..records import write_json
 from ..prompts import INSTRUCTIONS, chat_prompt, translation_request
 from ..rationales import EXTRACTION_RULES, split_reply
 from .scores import gain_ratio, relative_performance
@@ -118,10 +118,7 @@ def evaluate(cfg: Config, method: str, seed: int = 0, tag: str = "") -> dict[str
     else:
         result["rp"] = 100.0 if result["general"] else None
     result.update(versions=versions(), device=device_name(), elapsed_s=round(time.time() - start, 1))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    write_json(path, result, indent=1)
     return result
 
 

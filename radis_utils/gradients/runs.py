@@ -7,18 +7,21 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from .similarity import GradientItem, GradientPair, PAIR_METHODS, balanced_sample, count_signs, gradient_similarity, pairs_for
+from ..records import write_json
+from .similarity import (
+    PAIR_METHODS, GradientItem, GradientPair, balanced_sample, count_signs, gradient_similarity, pairs_for,
+)
 
 
 def last_checkpoint(adapter_dir: str | Path) -> Path | None:
     """The adapter's latest ``checkpoints/checkpoint-N`` with an ``optimizer.pt`` (its Adam state), or ``None``."""
-    found = [p for p in Path(adapter_dir).glob("checkpoints/checkpoint-*") if (p / "optimizer.pt").is_file()]
-    return max(found, key=lambda p: int(p.name.rsplit("-", 1)[-1])) if found else None
+    from .. import train
+
+    return train.last_checkpoint(Path(adapter_dir) / "checkpoints", "optimizer.pt")
 
 
 def validation_items(cfg: Any, per_direction: int, seed: int = 0, examples: Sequence[Any] | None = None,
@@ -130,10 +133,7 @@ def seed_similarity(cfg: Any, seed: int, methods: Sequence[str] = PAIR_METHODS, 
               "sample": {"items": len(items), "per_direction": directions, "identical_blanked": identical},
               "methods": out, "paper": {"value": paper.GRADIENT_SIGNS.value, "where": paper.GRADIENT_SIGNS.where},
               "versions": versions(), "device": device_name(), "elapsed_s": round(time.time() - start, 1)}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    write_json(path, result, indent=1)
     return result
 
 
