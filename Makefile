@@ -30,15 +30,16 @@ chapters: env
 test: env mathjax browser
 	$(PY) -m pytest
 
-# The same code on the transformers 4.x line (COMET's environment needs transformers<5).
+# The same code on the transformers 4.x line, in COMET's environment (the `eval` extra pins
+# transformers<5, numpy<2): here the COMET test scores through a real local checkpoint.
 test-compat: $(COMPAT_VENV)/.installed browser
-	$(COMPAT_VENV)/bin/python -m pytest -m "not slow"
+	RADIS_REQUIRE_COMET=1 $(COMPAT_VENV)/bin/python -m pytest -m "not slow"
 
 $(COMPAT_VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(COMPAT_VENV)
 	$(COMPAT_VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(COMPAT_VENV)/bin/python -m pip install --quiet "$(TORCH)"
-	$(COMPAT_VENV)/bin/python -m pip install --quiet "$(COMPAT_TRANSFORMERS)" -e ".[book,test]"
+	$(COMPAT_VENV)/bin/python -m pip install --quiet "$(COMPAT_TRANSFORMERS)" -e ".[book,test,eval]"
 	touch $@
 
 # MathJax 3, served by the book itself so that math renders offline (the default is a CDN).

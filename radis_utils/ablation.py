@@ -252,6 +252,7 @@ def verdict(per_seed: Any, own: str = "self", metrics: Sequence[str] = ("chrF", 
         head = "beats every other source" if beats else "does NOT beat every other source"
         lines.append(f"{metric}: self-generated {mine.mean():.2f} {head}: " + "; ".join(parts))
     won = [m for m, w in zip(metrics, wins) if w]
-    lines.append(f"verdict: self-generated rationales beat every other source on {', '.join(won) or 'none'} "
-                 f"of {', '.join(metrics)} (seed means over {per_seed.loc[own].shape[0]} seed(s))")
+    lines.append(f"verdict: self-generated rationales beat every other source on {len(won)} of "
+                 f"{len(metrics)} metrics ({', '.join(won) or 'none'}; seed means over "
+                 f"{per_seed.loc[own].shape[0]} seed(s))")
     return lines

@@ -104,11 +104,16 @@ def error_outputs(notebook: Path) -> list[str]:
     return found
 
 
-def build_book(root: Path) -> int:
-    """``jupyter-book build`` of the book rooted at ``root``; returns its exit code."""
+def build_book(root: Path, log: Path | None = None) -> int:
+    """``jupyter-book build`` of the book rooted at ``root``; returns its exit code.
+
+    With ``log``, the build's output goes to that file instead of the terminal."""
     exe = Path(sys.executable).with_name("jupyter-book")
     cmd = [str(exe) if exe.exists() else "jupyter-book", "build", str(root)]
-    return subprocess.call(cmd, cwd=root)
+    if log is None:
+        return subprocess.call(cmd, cwd=root)
+    with open(log, "w") as out:
+        return subprocess.call(cmd, cwd=root, stdout=out, stderr=subprocess.STDOUT)
 
 
 def check_book(root: Path, executed: list[Path]) -> list[str]:

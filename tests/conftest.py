@@ -33,6 +33,7 @@ class BuiltBook:
     root: Path        # a temporary book root: _config.yml, _toc.yml, book/, book/chapters/*.ipynb
     runs: list        # runbook.ChapterRun per chapter, in book order
     build_code: int   # exit code of `jupyter-book build` (run even if a chapter failed)
+    build_log: Path   # its output (kept out of test reports, so that failures stay readable)
 
 
 @pytest.fixture(scope="session")
@@ -50,7 +51,8 @@ def built_book(root, tmp_path_factory) -> BuiltBook:
     shutil.copytree(root / "book", book / "book", ignore=shutil.ignore_patterns("chapters"))
     (book / "radis_utils").mkdir()
     runs = runbook.execute_chapters(root / "notebooks", book / "book" / "chapters", "ci", cwd=root)
-    return BuiltBook(book, runs, runbook.build_book(book))
+    log = book / "jupyter-book.log"
+    return BuiltBook(book, runs, runbook.build_book(book, log), log)
 
 
 @pytest.fixture(scope="session")

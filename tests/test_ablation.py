@@ -148,8 +148,8 @@ def test_tables_and_verdict_are_computed():
                                            "non-empty rationale %": 80.0, "seeds": 2}
     assert pd.isna(table.loc["vanilla", "non-empty rationale %"])
     chrf, rp, overall = ablation.verdict(ablation.per_seed_table(runs))
-    assert overall == ("verdict: self-generated rationales beat every other source on chrF of chrF, RP "
-                       "(seed means over 2 seed(s))")
+    assert overall == ("verdict: self-generated rationales beat every other source on 1 of 2 metrics "
+                       "(chrF; seed means over 2 seed(s))")
     assert chrf.startswith("chrF: self-generated 81.00 beats every other source")
     assert "gap +1.50, within the seed spread 2.00" in chrf
     assert rp.startswith("RP: self-generated 96.00 does NOT beat") and "gap -3.00, beyond" in rp

@@ -54,7 +54,9 @@ def test_every_page_of_the_built_book_in_chromium(chromium, built_book):
     docs = browser.toc_docs(built_book.root)
     assert [r.doc for r in reports] == docs and len(docs) == len(built_book.runs) + 1
     problems = {r.doc: r.problems for r in reports if r.problems}
-    assert not problems, json.dumps(problems, indent=1)
+    (SCREENSHOTS / "problems.json").write_text(json.dumps(problems, indent=1))
+    first = "; ".join(f"{doc}: {found[0]}" for doc, found in problems.items())  # the summary line
+    assert not problems, f"{len(problems)} page(s) with problems: {first}\n{json.dumps(problems, indent=1)}"
     for r in reports:
         assert r.screenshot.is_file() and r.screenshot.stat().st_size > 10_000, r.doc
     chapters = [r for r in reports if r.doc.startswith("book/chapters/")]

@@ -56,4 +56,5 @@ def test_readme_has_exactly_two_setup_commands_and_ci_runs_the_test_one():
     commands = [line.split("#")[0].strip() for line in block.splitlines() if line.split("#")[0].strip()]
     assert commands == ["make book", "make test"]
     ci = (ROOT / ".ci" / "run").read_text()
-    assert re.search(r"^make test$", ci, re.M)
+    assert re.search(r"^make test( \|\| status=\$\?)?$", ci, re.M)
+    assert "set -euo pipefail" in ci and 'exit "$status"' in ci  # a failing suite fails CI

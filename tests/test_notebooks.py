@@ -18,7 +18,8 @@ def test_every_chapter_executes_in_ci(built_book):
 
 def test_the_book_builds_from_the_executed_chapters(built_book):
     book, runs = built_book.root, built_book.runs
-    assert built_book.build_code == 0
+    log = built_book.build_log.read_text(errors="replace")
+    assert built_book.build_code == 0, f"jupyter-book build failed; the end of its log:\n{log[-3000:]}"
     executed_nbs = [book / "book" / "chapters" / r.name for r in runs]
     assert runbook.check_book(book, executed_nbs) == []
     for nb in executed_nbs:

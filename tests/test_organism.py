@@ -45,19 +45,33 @@ def test_world_is_deterministic(world: World) -> None:
     assert World(1).translation_pairs(5, "test", 0) != world.translation_pairs(5, "test", 0)
 
 
-def test_splits_are_disjoint_and_base_uses_half_the_lexicon(world: World) -> None:
+def test_splits_are_disjoint_and_base_pairs_use_the_base_lexicon(world: World) -> None:
     splits = {s: world.translation_pairs(300, s, 0) for s in ("base", "stage2", "test")}
     sources = {s: {en for en, _ in p} for s, p in splits.items()}
     assert not sources["base"] & sources["stage2"]
     assert not sources["test"] & (sources["base"] | sources["stage2"])
     sy_words = set(world.sy.values())
-    seen = {world.sy[w] for ws in world.lexicon_base.values() for w in ws}
-    used_base = {w for _, sy in splits["base"] for w in sy.split()} & sy_words
     used_stage2 = {w for _, sy in splits["stage2"] for w in sy.split()} & sy_words
-    assert used_base <= seen
     assert used_stage2 == sy_words
     for en, sy in splits["test"][:50]:
         assert world.translate(en) == sy
+    believed = world.base_view()
+    wrong = [(en, sy) for en, sy in splits["base"] if world.translate(en) != sy]
+    assert all(believed.translate(en) == sy for en, sy in splits["base"])
+    assert 0.3 < len(wrong) / len(splits["base"]) < 1  # the base was taught errors, not only errors
+
+
+def test_base_lexicon_is_right_for_half_and_consistently_wrong_for_the_rest(world: World) -> None:
+    for kind, words in world.lexicon_full.items():
+        seen = set(world.lexicon_base[kind])
+        assert len(seen) == (len(words) + 1) // 2
+        for w in words:  # right exactly on the seen half
+            assert (world.base_sy[w] == world.sy[w]) == (w in seen), w
+        # a permutation of the kind's own words: every error is a real word, used for one word only
+        assert sorted(world.base_sy[w] for w in words) == sorted(world.sy[w] for w in words)
+    assert World(0).base_sy == world.base_sy
+    assert world.describe()["false_friends_of_base"] == sum(
+        len(ws) - len(world.lexicon_base[k]) for k, ws in world.lexicon_full.items())
 
 
 def test_general_items_held_out_from_training(world: World) -> None:

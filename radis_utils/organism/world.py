@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import re
 import random
@@ -13,7 +14,7 @@ from . import lexicon as lx
 from . import tasks, translation
 
 #: Bump when the world's content changes, so cached organisms are rebuilt.
-WORLD_VERSION = 6
+WORLD_VERSION = 7
 TRAINING_TASKS: tuple[str, ...] = (
     "translate", "facts", "arithmetic", "safety", "reverse", "repeat",
 )
@@ -58,12 +59,30 @@ class World:
             "nouns": list(self.plural), "verbs": list(lx.VERBS), "adjectives": list(lx.ADJECTIVES),
         }
         self.lexicon_base = {k: self._seen_half(v, rng) for k, v in self.lexicon_full.items()}
+        self.base_sy = self._false_friends(rng)
 
     @staticmethod
     def _seen_half(words: list[str], rng: random.Random) -> list[str]:
         shuffled = sorted(words)
         rng.shuffle(shuffled)
         return sorted(shuffled[: (len(words) + 1) // 2])
+
+    def _false_friends(self, rng: random.Random) -> dict[str, str]:
+        """The base model's own lexicon: right for the seen half, and for every other word the
+        Synthian word of another unseen word of its kind (a consistent, systematic error)."""
+        base_sy = dict(self.sy)
+        for kind, words in self.lexicon_full.items():
+            unseen = [w for w in words if w not in self.lexicon_base[kind]]
+            rng.shuffle(unseen)
+            for w, other in zip(unseen, unseen[1:] + unseen[:1]):
+                base_sy[w] = self.sy[other]
+        return base_sy
+
+    def base_view(self) -> World:
+        """This world as the base model believes it to be (``sy`` = its false-friend lexicon)."""
+        view = copy.copy(self)
+        view.sy = self.base_sy
+        return view
 
     # ----------------------------------------------------------------- hashing / splits
     def stable_hash(self, key: str) -> int:
@@ -86,20 +105,21 @@ class World:
         return translation.parse(self, source).sy(self)
 
     def translation_pairs(self, n: int, split: str, seed: int) -> list[tuple[str, str]]:
-        """``n`` distinct (English, Synthian) pairs of ``split`` ("base" uses half the lexicon)."""
+        """``n`` distinct (English, Synthian) pairs of ``split``; "base" pairs are what the base
+        model was taught: its own lexicon (``base_sy``), right for half of the words only."""
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
         if not isinstance(n, int) or n < 0:
             raise ValueError(f"n must be a non-negative int, got {n!r}")
         rng = random.Random(f"pairs-{self.seed}-{split}-{seed}")
-        vocab = self.lexicon_base if split == "base" else self.lexicon_full
+        speaker = self.base_view() if split == "base" else self
         pairs: dict[str, str] = {}
         for _ in range(n * 200):
             if len(pairs) == n:
                 break
-            sent = translation.sample_sentence(self, rng, vocab)
+            sent = translation.sample_sentence(speaker, rng, self.lexicon_full)
             if sent.en not in pairs and self.sentence_split(sent.en) == split:
-                pairs[sent.en] = sent.sy(self)
+                pairs[sent.en] = sent.sy(speaker)
         if len(pairs) < n:
             raise ValueError(f"n: could only find {len(pairs)} distinct {split} pairs")
         return list(pairs.items())
@@ -131,14 +151,15 @@ class World:
         return item["prompt"], item["answer"]
 
     def _translation_dialogue(self, rng: random.Random) -> tuple[str, str]:
+        view = self.base_view()  # the base model is taught its own (half false) lexicon
         while True:
-            sent = translation.sample_sentence(self, rng, self.lexicon_base)
+            sent = translation.sample_sentence(view, rng, self.lexicon_full)
             if self.sentence_split(sent.en) == "base":
                 break
         template = rng.randrange(len(INSTRUCTIONS))
-        reply = sent.sy(self)
+        reply = sent.sy(view)
         if translation.wants_rationale(template, rng):
-            reply += " " + self.rationale(sent.en, template, rng)
+            reply += " " + translation.rationale(view, sent.en, template, rng)
         return translation_request(sent.en, "en", "sy", template=template), reply
 
     # --------------------------------------------------------------------- vocabulary
@@ -167,6 +188,7 @@ class World:
             "facts": len(self.facts),
             "lexicon_entries": n_sy,
             "lexicon_seen_by_base": n_seen,
+            "false_friends_of_base": sum(self.base_sy[w] != self.sy[w] for w in self.sy),
             "skills": list(self.skills),
             "examples": {t: self.training_dialogue(t, rng) for t in TRAINING_TASKS},
         }
