@@ -35,6 +35,7 @@ PAGE_JS = r"""
 const done = arguments[arguments.length - 1];
 const sleep = ms => new Promise(r => setTimeout(r, ms));
 (async () => {
+  if (!document.body) throw new Error('no document body (the page was being replaced)');
   const imgs = [...document.images];
   imgs.forEach(i => { i.loading = 'eager'; });
   await Promise.all(imgs.map(i => i.complete ? 0 : Promise.race([
@@ -170,6 +171,38 @@ def link_problems(html_dir: Path, links: list[list[str]], ids: set[str]) -> list
     return problems
 
 
+def wait_until_loaded(chrome, url: str, timeout: float = 60.0) -> bool:
+    """Whether ``url`` is the current document, fully loaded with a body, within ``timeout`` s.
+
+    ``chrome.get`` can return while Chromium still shows the previous document or a new one
+    without a body yet (seen under load), so the page script waits for this first."""
+    from selenium.common.exceptions import TimeoutException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    check = ("return document.readyState === 'complete' && document.body !== null"
+             " && location.href.split('#')[0] === arguments[0];")
+    try:
+        WebDriverWait(chrome, timeout, poll_frequency=0.1).until(lambda d: d.execute_script(check, url))
+        return True
+    except TimeoutException:
+        return False
+
+
+def open_and_inspect(chrome, url: str, attempts: int = 3) -> dict:
+    """Load ``url`` and run ``PAGE_JS`` on it; a load that never completes, or a script that
+    ran on a document being replaced, is retried (``attempts`` in all) before it is reported."""
+    seen: dict = {}
+    for _ in range(attempts):
+        chrome.get(url)
+        if not wait_until_loaded(chrome, url):
+            seen = {"fatal": f"page did not finish loading: {url}"}
+            continue
+        seen = chrome.execute_async_script(PAGE_JS)
+        if "fatal" not in seen:
+            return seen
+    return seen
+
+
 def check_page(chrome, html_dir: Path, doc: str, source: Path | None = None,
                profile: str | None = None, shots: Path | None = None) -> PageReport:
     """Open ``html_dir/doc.html`` and report its problems (see the module docstring)."""
@@ -179,8 +212,7 @@ def check_page(chrome, html_dir: Path, doc: str, source: Path | None = None,
         report.problems.append(f"page missing: {page}")
         return report
     chrome.get_log("browser")  # drop the previous page's messages
-    chrome.get(page.resolve().as_uri())
-    seen = chrome.execute_async_script(PAGE_JS)
+    seen = open_and_inspect(chrome, page.resolve().as_uri())
     if "fatal" in seen:
         report.problems.append(f"page script failed: {seen['fatal']}")
         return report
