@@ -97,32 +97,13 @@ def prepare_source(cfg: Config, source: RationaleSource, examples: Sequence[Any]
     """
     examples = list(data.training_examples(cfg) if examples is None else examples)
     other = source_config(cfg, source)
-    path = synthesis.records_path(other, "rationale")
     tokenizer = models.load_tokenizer(other)
     if source.kind == "organism" and not same_vocabulary(tokenizer, models.load_tokenizer(cfg)):
         raise ValueError(f"rationale source {source.name!r}: its tokenizer's vocabulary differs from the "
                          "profile's organism; organisms of one world (same world_seed) share it")
-    report = _report_if_complete(path, examples)
-    if report is None:  # load the model (or start vLLM) only when something is left to generate
-        model = models.load_model(other) if other.synthesis.engine == "hf" else None
-        _, report = synthesis.synthesize_for_profile(other, "rationale", examples, model, tokenizer)
+    path, report = synthesis.synthesize_for_profile(other, "rationale", examples, tokenizer=tokenizer)
     return {**report, "source": source.name, "kind": source.kind, "folder": path.parent.name,
             "base": base_scores(other)}
-
-
-def _report_if_complete(path: Path, examples: Sequence[Any]) -> dict[str, Any] | None:
-    """``synthesize``'s report read from ``path`` when it holds a record for every example, else ``None``."""
-    by_id = {r["id"]: r for r in read_records(path)} if path.is_file() else {}
-    if not examples or any(e.id not in by_id for e in examples):
-        return None
-    mine = [by_id[e.id] for e in examples]
-    flags: dict[str, int] = {}
-    for r in mine:
-        for f in r["flags"]:
-            flags[f] = flags.get(f, 0) + 1
-    return {"path": str(path), "kind": "rationale", "examples": len(mine), "valid": len(mine), "generated": 0,
-            "resumed": len(mine), "nonempty_share": sum(bool(r["text"].strip()) for r in mine) / len(mine),
-            "flags": flags, "elapsed_s": 0.0}
 
 
 def base_scores(cfg: Config) -> dict[str, Any] | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Protocol, Sequence
+from typing import Any, Callable, Protocol, Sequence
 
 import torch
 
@@ -168,6 +168,19 @@ class VLLMEngine:
                                     use_tqdm=False)
         firsts = [o.outputs[0] for o in outputs]
         return [Completion(c.text, len(c.token_ids), c.finish_reason == "stop") for c in firsts]
+
+
+class LazyEngine:
+    """An engine built on its first ``generate`` call, so a finished synthesis loads no model."""
+
+    def __init__(self, name: str, build: Callable[[], Engine]) -> None:
+        self.name, self._build, self._engine = name, build, None
+
+    def generate(self, prompts: Sequence[str], decoding: Decoding) -> list[Completion]:
+        """The built engine's continuations (built now if this is the first call)."""
+        if self._engine is None:
+            self._engine = self._build()
+        return self._engine.generate(prompts, decoding)
 
 
 def make_engine(cfg: Any, model: Any, tokenizer: Any) -> Engine:

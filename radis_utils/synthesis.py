@@ -20,7 +20,8 @@ from typing import Any, Sequence
 
 from . import records as rec
 from .engines import (  # noqa: F401  (re-exported: the generation API lives here for callers)
-    Completion, Decoding, Engine, HFEngine, VLLMEngine, generate, generate_completions, make_engine,
+    Completion, Decoding, Engine, HFEngine, LazyEngine, VLLMEngine, generate, generate_completions,
+    make_engine,
 )
 from .config import progress
 from .prompts import chat_prompt, chat_template_of, continuation_prompt, end_of_turn_tokens
@@ -275,18 +276,24 @@ def records_path(cfg: Any, kind: str, source: str | None = None) -> Path:
 def synthesize_for_profile(cfg: Any, kind: str, examples: Sequence[Any], model: Any = None,
                            tokenizer: Any = None, **kwargs: Any) -> tuple[Path, dict[str, Any]]:
     """``synthesize`` with the profile's backbone, engine and decoding into
-    ``runs/<profile>/synthesis/<source-model-slug>/<kind>.jsonl``; returns ``(path, report)``."""
+    ``runs/<profile>/synthesis/<source-model-slug>/<kind>.jsonl``; returns ``(path, report)``.
+
+    Without ``model``, the backbone is loaded (or vLLM started) only if something is left to
+    generate: a finished file is read back without loading anything."""
     from . import models
 
     if tokenizer is None:
         tokenizer = models.load_tokenizer(cfg)
-    if model is None and cfg.synthesis.engine == "hf":
-        model = models.load_model(cfg)
+
+    def build_engine() -> Engine:
+        needs_model = model is None and cfg.synthesis.engine == "hf"
+        return make_engine(cfg, models.load_model(cfg) if needs_model else model, tokenizer)
+
     path = records_path(cfg, kind)
     kwargs.setdefault("sdft_template", cfg.synthesis.sdft_template or sdft_template_for(cfg))
     kwargs.setdefault("chunk_size", cfg.synthesis.chunk_size)
     kwargs.setdefault("max_rationale_tokens", cfg.synthesis.max_rationale_tokens)
     kwargs.setdefault("sdft_min_chrf", cfg.synthesis.sdft_min_chrf)
-    report = synthesize(examples, kind, make_engine(cfg, model, tokenizer), tokenizer, path,
+    report = synthesize(examples, kind, LazyEngine(cfg.synthesis.engine, build_engine), tokenizer, path,
                         model_name=cfg.model.backbone, decoding=Decoding.from_config(cfg.synthesis), **kwargs)
     return path, report

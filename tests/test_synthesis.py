@@ -414,7 +414,7 @@ def test_killed_subprocess_resumes_without_loss_or_duplicates(tmp_path):
 
 
 @pytest.mark.slow
-def test_synthesize_for_profile_writes_under_runs(tmp_path):
+def test_synthesize_for_profile_writes_under_runs(tmp_path, monkeypatch):
     from radis_utils import models
     from radis_utils.synthesis import records_path as synthesis_records_path
     from radis_utils.synthesis import synthesize_for_profile
@@ -430,6 +430,15 @@ def test_synthesize_for_profile_writes_under_runs(tmp_path):
     assert synthesis_records_path(load_profile("ci", organism={"world_seed": 1}), "sdft").parent != folder.relative_to(tmp_path)
     sdft = rec.read_records(folder / "sdft.jsonl")
     assert all(r["text"] for r in sdft)
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError("a finished synthesis must not load the model")
+
+    monkeypatch.setattr(models, "load_model", no_loading)
+    path, report = synthesize_for_profile(cfg, "rationale", examples, tokenizer=tok)  # finished: read back
+    assert report["generated"] == 0 and report["resumed"] == 24
+    with pytest.raises(AssertionError, match="must not load"):  # something left: the model is loaded
+        synthesize_for_profile(cfg, "rationale", organism_examples(30), tokenizer=tok)
 
 
 def test_source_model_slug(tmp_path):
