@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import re
 import shlex
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 from radis_utils.records import write_json
 
@@ -81,21 +80,12 @@ def print_figures(record: dict[str, Any]) -> None:
         print(f"{f['label']}: {shown}", flush=True)
 
 
-@contextlib.contextmanager
-def quiet_progress() -> Iterator[None]:
+def quiet_progress() -> contextlib.AbstractContextManager[None]:
     """No progress bars inside the timings (``RADIS_QUIET=1``), restored afterwards."""
-    from radis_utils import config
+    from radis_utils.config import QUIET_ENV
+    from radis_utils.runbook import kernel_environment
 
-    name = getattr(config, "QUIET_ENV", "RADIS_QUIET")
-    before = os.environ.get(name)
-    os.environ[name] = "1"
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = before
+    return kernel_environment({QUIET_ENV: "1"})
 
 
 def read_records(records_dir: str | Path | None = None, benchmark: str | None = None) -> list[dict[str, Any]]:

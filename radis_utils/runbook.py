@@ -68,7 +68,8 @@ KERNEL_ENV = {QUIET_ENV: "1", "MPLBACKEND": "module://matplotlib_inline.backend_
 
 @contextlib.contextmanager
 def kernel_environment(values: dict[str, str] = KERNEL_ENV) -> Iterator[None]:
-    """Set ``values`` in ``os.environ`` while kernels start (they inherit it), then restore it."""
+    """Set ``values`` in ``os.environ`` for the ``with`` block (kernels started in it inherit
+    them; the benchmarks use it to silence progress bars), then restore the previous values."""
     saved = {k: os.environ.get(k) for k in values}
     os.environ.update(values)
     try:

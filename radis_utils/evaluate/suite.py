@@ -134,11 +134,17 @@ def read_results(path: str | Path, cfg: Config | None = None) -> dict[str, Any]:
     for field in ("profile", "config_hash", "method", "translation", "general"):
         if field not in result:
             raise ResultsError(f"{path}: field '{field}' missing; delete it and evaluate again")
-    if cfg is not None and (result["profile"], result["config_hash"]) != (cfg.profile, cfg.config_hash()):
-        raise ResultsError(f"{path}: written by profile {result['profile']!r} with config "
-                           f"{result['config_hash']}, but this run is {cfg.profile!r} with config "
-                           f"{cfg.config_hash()}; delete the file (or the results folder) to re-evaluate")
+    if cfg is not None:
+        check_provenance(path, result, cfg, "delete the file (or the results folder) to re-evaluate")
     return result
+
+
+def check_provenance(path: Path, result: Mapping[str, Any], cfg: Config, remedy: str) -> None:
+    """Refuse (``ResultsError`` naming ``path``) a results file written under another profile or config."""
+    if (result.get("profile"), result.get("config_hash")) != (cfg.profile, cfg.config_hash()):
+        raise ResultsError(f"{path}: written by profile {result.get('profile')!r} with config "
+                           f"{result.get('config_hash')}, but this run is {cfg.profile!r} with config "
+                           f"{cfg.config_hash()}; {remedy}")
 
 
 def extraction_effect(result: Mapping[str, Any], cfg: Config, rules: Sequence[str] = EXTRACTION_RULES) -> dict[str, dict]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections import Counter
 import time
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
@@ -71,16 +72,14 @@ def results_path(cfg: Any, seed: int) -> Path:
 
 def read_results(path: str | Path, cfg: Any = None) -> dict[str, Any]:
     """A gradient results file, checked against ``cfg`` (same profile and config hash) when given."""
-    from ..evaluate import ResultsError
+    from ..evaluate.suite import ResultsError, check_provenance
 
     path = Path(path)
     if not path.is_file():
         raise ResultsError(f"{path}: no such file; run chapter 07 (gradients.seed_similarity) first")
     result = json.loads(path.read_text(encoding="utf-8"))
-    if cfg is not None and (result.get("profile"), result.get("config_hash")) != (cfg.profile, cfg.config_hash()):
-        raise ResultsError(f"{path}: written by profile {result.get('profile')!r} with config "
-                           f"{result.get('config_hash')}, but this run is {cfg.profile!r} with config "
-                           f"{cfg.config_hash()}; delete the file to recompute")
+    if cfg is not None:
+        check_provenance(path, result, cfg, "delete the file to recompute")
     return result
 
 
@@ -93,14 +92,12 @@ def seed_similarity(cfg: Any, seed: int, methods: Sequence[str] = PAIR_METHODS, 
     options differ, refused (``ResultsError``) when written under another profile or config. ``adam``
     uses the optimizer state of the adapter's last checkpoint (``None`` where there is none).
     """
-    from .. import models, paper, synthesis, train
+    from .. import models, paper, train
     from ..config import device_name, progress, versions
 
     path = results_path(cfg, seed)
     options = {"methods": list(methods), "per_direction": per_direction, "preconditioners": list(preconditioners),
-               "sample_seed": sample_seed, "skip_identical": skip_identical, "max_length": cfg.train.max_length,
-               # the organism's own hash (world version included), which the config hash does not cover
-               "backbone": synthesis.records_path(cfg, "rationale").parent.name}
+               "sample_seed": sample_seed, "skip_identical": skip_identical, "max_length": cfg.train.max_length}
     if path.is_file():
         done = read_results(path, cfg)
         if done.get("options") == options:
@@ -126,9 +123,7 @@ def seed_similarity(cfg: Any, seed: int, methods: Sequence[str] = PAIR_METHODS, 
             res["checkpoint"] = ckpt.name if prec == "adam" else None
             out[method][prec] = res
         del model
-    directions: dict[str, int] = {}
-    for item in items:
-        directions[item.direction] = directions.get(item.direction, 0) + 1
+    directions = dict(Counter(item.direction for item in items))
     result = {"profile": cfg.profile, "config_hash": cfg.config_hash(), "seed": seed, "options": options,
               "sample": {"items": len(items), "per_direction": directions, "identical_blanked": identical},
               "methods": out, "paper": {"value": paper.GRADIENT_SIGNS.value, "where": paper.GRADIENT_SIGNS.where},
