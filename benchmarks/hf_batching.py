@@ -23,8 +23,8 @@ GOAL = 5.0
 
 def continuation_prompts(cfg: Any, tokenizer: Any, n: int, seed: int = 0) -> list[str]:
     """``n`` RaDis continuation prompts over the profile's test pairs, one random instruction each."""
+    from radis_utils.observation import observation_requests
     from radis_utils.prompts import continuation_prompt
-    from radis_utils.rationales import observation_requests
 
     return [continuation_prompt(tokenizer, r["user"], r["reference"])
             for r in observation_requests(cfg, n, seed)]
@@ -68,7 +68,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     naive, t_naive = timed(lambda: [generate_completions(model, tok, [p], decoding.max_new_tokens, 1)[0]
                                     for p in prompts])
     result = {
-        "benchmark": "hf_batching", "profile": cfg.profile, "config_hash": cfg.config_hash(),
+        "benchmark": "hf_batching", "profile": cfg.profile, "config_hash": models.config_hash(cfg),
         "backbone": cfg.model.backbone, "device": device_name(), "versions": versions(),
         "command": " ".join(["python", "-m", "benchmarks.hf_batching", *(argv or sys.argv[1:])]),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),

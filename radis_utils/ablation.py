@@ -19,6 +19,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from . import data, evaluate, models, synthesis, train
 from .config import Config, build_config
+from .organism import organism_config
 from .records import read_records, write_json
 
 KINDS = ("self", "organism", "model")
@@ -66,7 +67,7 @@ def source_config(cfg: Config, source: RationaleSource) -> Config:
         raw["model"] = {**raw["model"], "backbone": source.model, "revision": None, "chat_template": None}
     other = build_config(cfg.profile, raw, where=f"rationale source {source.name!r}")
     if source.kind == "organism":
-        models.organism_config(other)  # unknown organism fields fail here, with the profile named
+        organism_config(other)  # unknown organism fields fail here, with the profile named
     if source_folder(cfg, source, other) == source_folder(cfg, SELF):
         raise ValueError(f"rationale source {source.name!r} is the profile's own backbone "
                          f"({source_folder(cfg, SELF)}); change its seed, size or model")
@@ -170,7 +171,7 @@ def write_summary(cfg: Config, sources: Sequence[RationaleSource], runs: Mapping
     synthesis share, and the table's rows, for a summary page. The per-seed results are the files of
     ``evaluate.results_path(cfg, "radis", seed, tag)``."""
     path = cfg.runs_dir / "results" / "ablation.json"
-    out = {"profile": cfg.profile, "config_hash": cfg.config_hash(),
+    out = {"profile": cfg.profile, "config_hash": models.config_hash(cfg),
            "sources": {s.name: {"kind": s.kind, "organism": dict(s.organism) if s.organism is not None else None,
                                 "model": s.model, "folder": source_folder(cfg, s), "tag": source_tag(cfg, s),
                                 "seeds": [r["seed"] for r in runs[s.name]["results"]],
@@ -193,7 +194,7 @@ def per_seed_table(runs: Mapping[str, Mapping[str, Any]]) -> Any:
 def category_table(paths: Mapping[str, str | Path], classify: Callable[[str], list[str]]) -> Any:
     """Per source: non-empty rationales and the % of them mentioning each content category (table 4's labels)."""
     import pandas as pd
-    from .rationales import rationale_table
+    from .observation import rationale_table
 
     rows = {}
     for name, path in paths.items():

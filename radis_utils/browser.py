@@ -4,7 +4,7 @@
 page (the pages listed in ``_toc.yml``): every image loads, and a chapter shows at least one
 image per image output of its executed notebook; no traceback or error output is displayed;
 every link to a local file resolves, anchors included; a chapter shows the profile it ran with
-(the ``profile      : ci`` line of ``config.environment_report``); math is typeset by the
+(the ``profile      : ci`` line of ``models.environment_report``); math is typeset by the
 book's own MathJax (no CDN, no raw LaTeX left). A full-page screenshot of each page goes to
 ``ROOT/_build/screenshots/``. Needs Debian's ``chromium`` and ``chromium-driver`` (``make test``
 installs them) and Selenium; Selenium Manager is never asked to download anything.
@@ -78,7 +78,7 @@ const sleep = ms => new Promise(r => setTimeout(r, ms));
 """.replace("RAW", json.dumps(RAW_TEX))
 
 TRACEBACK_RE = re.compile(r"Traceback \(most recent call last\)|^\w*(Error|Exception)\b[^\n]*:", re.M)
-# The first line of config.environment_report, e.g. "profile      : ci  (config 1a2b3c4d)".
+# The first line of models.environment_report, e.g. "profile      : ci  (config 1a2b3c4d)".
 PROFILE_LINE = r"^profile\s*:\s*{}\b"
 
 
@@ -232,7 +232,7 @@ def check_page(chrome, html_dir: Path, doc: str, source: Path | None = None,
         bad.append("'Traceback (most recent call last)' shown on the page")
     bad += link_problems(html_dir, seen["links"], set(seen["ids"]))
     if profile and not re.search(PROFILE_LINE.format(re.escape(profile)), seen["text"], re.M):
-        bad.append(f"no 'profile      : {profile}' line (config.environment_report) on the page")
+        bad.append(f"no 'profile      : {profile}' line (models.environment_report) on the page")
     bad += [f"MathJax from the network: {s}" for s in seen["scripts"] if not s.startswith("file:")]
     if len(seen["scripts"]) > 1:
         bad.append(f"MathJax included {len(seen['scripts'])} times")

@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 import platform
@@ -23,12 +22,24 @@ from typing import Any, Mapping
 
 import yaml
 
-from .prompts import INSTRUCTIONS
-from .rationales import EXTRACTION_RULES
-
 PROFILES_FILE = Path(__file__).with_name("profiles.yaml")
 METHODS = ("vanilla", "seqkd", "sdft", "radis")
 PAPER_DIRECTIONS = ("cs-en", "de-en", "ru-en", "zh-en", "en-cs", "en-de", "en-ru", "en-zh")
+
+#: Five translation instructions, one drawn at random per example (paper fig. 5 uses five).
+#: The wording is ours, in the spirit of the paper's set; pass your own list through the
+#: profile key ``prompts.instructions`` to use different ones.  ``{src}``/``{tgt}`` are
+#: language names; the source sentence follows on its own line (see ``prompts.translation_request``).
+INSTRUCTIONS: tuple[str, ...] = (
+    "Translate the following sentence from {src} to {tgt}.",
+    "What does this {src} sentence mean in {tgt}?",
+    "Please give the {tgt} translation of the {src} sentence below.",
+    "Render this {src} text in {tgt}.",
+    "Convert the following {src} sentence into {tgt}.",
+)
+
+#: How ``replies.split_reply`` cuts the translation from a reply (the values of ``eval.extraction``).
+EXTRACTION_RULES = ("first_line", "first_paragraph", "first_sentence", "whole")
 
 
 class ConfigError(ValueError):
@@ -159,17 +170,6 @@ class Config:
                 value = json.loads(json.dumps(dict(value)))
             out[f.name] = value
         return out
-
-    def config_hash(self) -> str:
-        """Stable 12-hex-digit hash of everything that shapes results (not the description)."""
-        data = self.to_dict()
-        data.pop("description")
-        if self.model.backbone == "organism":  # the organism's own hash carries its world version
-            from .models import organism_config
-
-            data["organism_hash"] = organism_config(self).config_hash()
-        blob = json.dumps(data, sort_keys=True, default=str).encode()
-        return hashlib.sha256(blob).hexdigest()[:12]
 
     @property
     def runs_dir(self) -> Path:
@@ -376,13 +376,3 @@ def device_name() -> str:
         return f"{n} x {torch.cuda.get_device_name(0)}"
     return f"CPU ({os.cpu_count()} cores, {torch.get_num_threads()} torch threads)"
 
-
-def environment_report(cfg: Config) -> str:
-    """The version block printed at the top of every chapter."""
-    lines = [
-        f"profile      : {cfg.profile}  (config {cfg.config_hash()})",
-        f"backbone     : {cfg.model.backbone}",
-        f"device       : {device_name()}",
-    ]
-    lines += [f"{k:<13}: {v}" for k, v in versions().items()]
-    return "\n".join(lines)

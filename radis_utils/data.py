@@ -185,8 +185,7 @@ def make_example(pair: Pair, example_id: str, rng: random.Random, instructions: 
 
 
 def _organism_world(cfg: Config) -> Any:
-    from .models import organism_config
-    from .organism import World
+    from .organism import World, organism_config
 
     return World(organism_config(cfg).world_seed)
 

@@ -184,13 +184,15 @@ class LazyEngine:
 
 
 def make_engine(cfg: Any, model: Any, tokenizer: Any) -> Engine:
-    """The engine ``cfg.synthesis.engine`` names (vLLM loads the backbone itself; ``model`` unused)."""
+    """The engine ``cfg.synthesis.engine`` names: ``model`` is the loaded model for ``hf``, and for
+    ``vllm``, which loads the backbone itself, its folder or hub id (``models.resolve_backbone``)."""
     if cfg.synthesis.engine == "hf":
         return HFEngine(model, tokenizer, cfg.synthesis.batch_size)
     if cfg.synthesis.engine == "vllm":
-        from .models import resolve_backbone
-
-        return VLLMEngine(resolve_backbone(cfg), tokenizer, cfg.synthesis.tensor_parallel_size,
+        if not isinstance(model, str):
+            raise TypeError(f"synthesis.engine='vllm' loads the backbone itself: pass its folder or hub id "
+                            f"(models.resolve_backbone(cfg)), not {type(model).__name__}")
+        return VLLMEngine(model, tokenizer, cfg.synthesis.tensor_parallel_size,
                           seed=cfg.synthesis.seed, dtype=cfg.model.dtype, revision=cfg.model.revision,
                           trust_remote_code=cfg.model.trust_remote_code)
     raise ValueError(f"synthesis.engine={cfg.synthesis.engine!r} is not one of: hf, vllm")

@@ -6,10 +6,12 @@ directory that ``radis_utils.organism`` builds (and caches) first.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 from typing import Any
 
-from .config import Config, ConfigError, project_root, resolve_path
+from .config import Config, device_name, project_root, resolve_path, versions
 from .prompts import chat_template_of
 
 ORGANISM = "organism"
@@ -24,7 +26,7 @@ def resolve_backbone(cfg: Config) -> str:
     """Hub id or existing local directory for ``cfg.model.backbone`` (builds the organism if asked)."""
     name = cfg.model.backbone
     if name == ORGANISM:
-        from .organism import build_organism
+        from .organism import build_organism, organism_config
 
         return str(build_organism(organism_config(cfg), organism_cache(cfg)))
     path = Path(name).expanduser()
@@ -45,19 +47,33 @@ def resolve_backbone(cfg: Config) -> str:
     return name
 
 
-def organism_config(cfg: Config) -> Any:
-    """The ``OrganismConfig`` of a profile's ``organism:`` section (defaults when empty)."""
-    from .organism import OrganismConfig
-
-    try:
-        return OrganismConfig.from_dict(dict(cfg.organism))
-    except (TypeError, ValueError) as err:
-        raise ConfigError(f"profile {cfg.profile!r}, section organism: {err}") from err
-
-
 def organism_cache(cfg: Config) -> Path:
     """``runs/organism/``: organisms are cached by their own config hash, shared by profiles."""
     return resolve_path(cfg.runtime.runs_dir) / "organism"
+
+
+def config_hash(cfg: Config) -> str:
+    """Stable 12-hex-digit hash of everything that shapes results (not the description); for the
+    organism it includes the organism's own hash, which carries its world version."""
+    data = cfg.to_dict()
+    data.pop("description")
+    if cfg.model.backbone == ORGANISM:
+        from .organism import organism_config
+
+        data["organism_hash"] = organism_config(cfg).config_hash()
+    blob = json.dumps(data, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:12]
+
+
+def environment_report(cfg: Config) -> str:
+    """The version block printed at the top of every chapter."""
+    lines = [
+        f"profile      : {cfg.profile}  (config {config_hash(cfg)})",
+        f"backbone     : {cfg.model.backbone}",
+        f"device       : {device_name()}",
+    ]
+    lines += [f"{k:<13}: {v}" for k, v in versions().items()]
+    return "\n".join(lines)
 
 
 def looks_like_path(name: str) -> bool:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import random
 from typing import Any, Sequence
 
+from .config import INSTRUCTIONS  # the default set: a profile's prompts.instructions
+
 #: ISO code -> English name, for the paper's languages (cs, de, ru, zh <-> en) and the
 #: model organism's synthetic language (``sy``, see ``radis_utils.organism``).
 LANGUAGE_NAMES: dict[str, str] = {
@@ -21,18 +23,6 @@ LANGUAGE_NAMES: dict[str, str] = {
     "zh": "Chinese",
     "sy": "Synthian",
 }
-
-#: Five translation instructions, one drawn at random per example (paper fig. 5 uses five).
-#: The wording is ours, in the spirit of the paper's set; pass your own list through the
-#: profile key ``prompts.instructions`` to use different ones.  ``{src}``/``{tgt}`` are
-#: language names; the source sentence follows on its own line (see ``translation_request``).
-INSTRUCTIONS: tuple[str, ...] = (
-    "Translate the following sentence from {src} to {tgt}.",
-    "What does this {src} sentence mean in {tgt}?",
-    "Please give the {tgt} translation of the {src} sentence below.",
-    "Render this {src} text in {tgt}.",
-    "Convert the following {src} sentence into {tgt}.",
-)
 
 
 class ChatTemplateError(ValueError):

@@ -19,10 +19,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from . import records as rec
-from .engines import (  # noqa: F401  (re-exported: the generation API lives here for callers)
-    Completion, Decoding, Engine, HFEngine, LazyEngine, VLLMEngine, generate, generate_completions,
-    make_engine,
-)
+from .engines import Completion, Decoding, Engine, LazyEngine, make_engine
 from .config import progress
 from .prompts import chat_prompt, chat_template_of, continuation_prompt, end_of_turn_tokens
 
@@ -267,7 +264,7 @@ def records_path(cfg: Any, kind: str, source: str | None = None) -> Path:
     the organism's folder carries its config hash, so two organisms never share records)."""
     source = source or cfg.model.backbone
     if source == "organism":
-        from .models import organism_config
+        from .organism import organism_config
 
         source = f"organism-{organism_config(cfg).config_hash()}"
     return cfg.runs_dir / "synthesis" / source_model_slug(source) / f"{kind}.jsonl"
@@ -286,8 +283,9 @@ def synthesize_for_profile(cfg: Any, kind: str, examples: Sequence[Any], model: 
         tokenizer = models.load_tokenizer(cfg)
 
     def build_engine() -> Engine:
-        needs_model = model is None and cfg.synthesis.engine == "hf"
-        return make_engine(cfg, models.load_model(cfg) if needs_model else model, tokenizer)
+        if cfg.synthesis.engine == "vllm":  # vLLM loads the backbone itself, from its folder or hub id
+            return make_engine(cfg, models.resolve_backbone(cfg), tokenizer)
+        return make_engine(cfg, models.load_model(cfg) if model is None else model, tokenizer)
 
     path = records_path(cfg, kind)
     kwargs.setdefault("sdft_template", cfg.synthesis.sdft_template or sdft_template_for(cfg))

@@ -37,7 +37,7 @@ from . import data as data_mod
 from . import models, synthesis
 from .config import METHODS, Config, ConfigError, apply_runtime, device_name, load_profile, progress, versions
 from .losses import REFERENCE, RATIONALE, Tokenized, collate, span_losses, tokenize_example
-from .rationales import split_reply
+from .replies import split_reply
 from .records import read_records, write_json
 
 #: The synthesis target each method needs (vanilla needs none).
@@ -303,7 +303,7 @@ def train(cfg: Config, method: str, seed: int = 0, examples: Sequence[Any] | Non
             tokenizer.save_pretrained(out / "merged")
         summary = {
             "key": key, "method": method, "seed": seed, "profile": cfg.profile,
-            "config_hash": cfg.config_hash(), "features": len(features), **counts, **tok_counts,
+            "config_hash": models.config_hash(cfg), "features": len(features), **counts, **tok_counts,
             "parameters": models.trainable_parameters(trainer.model),
             "steps": trainer.state.global_step, "resumed_from_step": _step_of(last),
             "processes": args.world_size, "gradient_accumulation_steps": args.gradient_accumulation_steps,

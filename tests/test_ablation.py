@@ -12,7 +12,7 @@ from radis_utils import ablation, evaluate, models, records, synthesis, train
 from radis_utils.ablation import SELF, RationaleSource
 from radis_utils.config import load_profile
 from radis_utils.organism import OrganismConfig, World, build_tokenizer
-from radis_utils.rationales import classify_heuristic
+from radis_utils.observation import classify_heuristic
 
 torch.set_num_threads(1)
 DECODING = {"do_sample": False, "temperature": 1.0, "top_p": 1.0, "max_new_tokens": 6, "seed": 0, "engine": "hf"}

@@ -17,7 +17,8 @@ import tempfile
 import pytest
 
 from radis_utils import browser
-from radis_utils.config import environment_report, load_profile
+from radis_utils.config import load_profile
+from radis_utils.models import environment_report
 from tests.conftest import ROOT
 
 SCREENSHOTS = ROOT / "_build" / "screenshots"

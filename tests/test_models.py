@@ -104,3 +104,25 @@ def test_qlora_profile_loads_4bit_nf4(tiny_backbone):
 
     assert isinstance(model.model.layers[0].self_attn.q_proj, Linear4bit)
     assert model(torch.tensor([[1, 2, 3]])).logits.shape[-1] == model.config.vocab_size
+
+
+def test_hash_is_stable_and_tracks_settings():
+    a, b = load_profile("ci"), load_profile("ci")
+    assert models.config_hash(a) == models.config_hash(b) and len(models.config_hash(a)) == 12
+    assert models.config_hash(load_profile("ci", train__learning_rate=1e-3)) != models.config_hash(a)
+    assert models.config_hash(load_profile("ci", description="other words")) == models.config_hash(a)
+
+
+def test_the_organism_world_version_is_part_of_the_config_hash(monkeypatch):
+    """Cached adapters and results of an older organism world are never reused."""
+    import radis_utils.organism.build as build
+
+    before = models.config_hash(load_profile("ci"))
+    monkeypatch.setattr(build, "WORLD_VERSION", build.WORLD_VERSION + 1)
+    assert models.config_hash(load_profile("ci")) != before
+
+
+def test_environment_report():
+    cfg = load_profile("ci")
+    report = models.environment_report(cfg)
+    assert "profile      : ci" in report and "torch" in report and models.config_hash(cfg) in report

@@ -166,7 +166,7 @@ def test_cache_is_atomic_and_reused(tmp_path: Path) -> None:
 def test_saved_organism_loads_like_a_backbone(tmp_path: Path) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from radis_utils.synthesis import generate
+    from radis_utils.engines import generate
 
     path = build_organism(OrganismConfig(**TINY), tmp_path)
     model = AutoModelForCausalLM.from_pretrained(path)

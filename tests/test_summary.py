@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from radis_utils import evaluate, gradients, summary
+from radis_utils import evaluate, gradients, models, summary
 from radis_utils.config import load_profile
 
 
@@ -44,7 +44,7 @@ def test_claims_read_the_results_folder(tmp_path):
     folder.mkdir(parents=True)
 
     def write(path, result):
-        path.write_text(json.dumps({"profile": "ci", "config_hash": cfg.config_hash(), "method": "m", **result}))
+        path.write_text(json.dumps({"profile": "ci", "config_hash": models.config_hash(cfg), "method": "m", **result}))
 
     write(evaluate.results_path(cfg, evaluate.BACKBONE), fake(60, 100))
     for seed in cfg.train.seeds:

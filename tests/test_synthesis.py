@@ -15,10 +15,13 @@ import torch
 from radis_utils import records as rec
 from radis_utils.config import load_profile
 from radis_utils.data import Example
+from radis_utils.engines import (
+    Completion, Decoding, HFEngine, VLLMEngine, generate, generate_completions, make_engine,
+)
+from radis_utils.organism import organism_config
 from radis_utils.prompts import ChatTemplateError, chat_prompt, continuation_prompt, demo_chat_tokenizer
 from radis_utils.synthesis import (
-    ORGANISM_SDFT_TEMPLATE, SDFT_TEMPLATE, Completion, Decoding, HFEngine, VLLMEngine, build_prompt,
-    generate, generate_completions, make_engine, postprocess, sdft_template_for, synthesize,
+    ORGANISM_SDFT_TEMPLATE, SDFT_TEMPLATE, build_prompt, postprocess, sdft_template_for, synthesize,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -114,7 +117,9 @@ def test_vllm_missing_gives_the_install_command(tiny, monkeypatch):
         VLLMEngine("some/model", tiny[1])
     cfg = load_profile("ci", synthesis__engine="vllm")
     with pytest.raises(ImportError, match=r"pip install 'radis-book\[gpu\]'"):
-        make_engine(cfg, None, tiny[1])
+        make_engine(cfg, "some/model", tiny[1])
+    with pytest.raises(TypeError, match="loads the backbone itself"):
+        make_engine(cfg, tiny[0], tiny[1])
 
 
 def test_vllm_engine_maps_decoding_and_prompts(tiny, monkeypatch):
@@ -422,7 +427,7 @@ def test_synthesize_for_profile_writes_under_runs(tmp_path, monkeypatch):
     model, tok = models.load_backbone(load_profile("ci"))
     cfg = load_profile("ci", runtime__runs_dir=str(tmp_path))
     examples = organism_examples(24)
-    folder = tmp_path / "ci" / "synthesis" / f"organism-{models.organism_config(cfg).config_hash()}"
+    folder = tmp_path / "ci" / "synthesis" / f"organism-{organism_config(cfg).config_hash()}"
     for kind in ("rationale", "seqkd", "sdft"):
         path, report = synthesize_for_profile(cfg, kind, examples, model, tok)
         assert path == folder / f"{kind}.jsonl"  # each organism has its own records

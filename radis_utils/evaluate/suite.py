@@ -20,7 +20,7 @@ from ..config import Config, device_name, versions
 from ..engines import generate
 from ..records import write_json
 from ..prompts import INSTRUCTIONS, chat_prompt, translation_request
-from ..rationales import EXTRACTION_RULES, split_reply
+from ..replies import EXTRACTION_RULES, split_reply
 from .scores import gain_ratio, relative_performance
 from .translation import corpus_metrics, per_direction_table, score_comet_or_skip
 
@@ -78,9 +78,9 @@ def general_ability(cfg: Config, model: Any, tokenizer: Any) -> tuple[dict[str, 
     if cfg.data.source != "organism":
         return {}, ["general ability at full scale runs as separate commands (chapter 05): GSM8K via "
                     "lm-eval, AdvBench with a guard model, MT-Bench/AlpacaEval with a judge"]
-    from ..organism import World, score_general
+    from ..organism import World, organism_config, score_general
 
-    world = World(models.organism_config(cfg).world_seed)
+    world = World(organism_config(cfg).world_seed)
     scores = score_general(model, tokenizer, world, cfg.eval.general_items, seed=0)
     scores.pop("mean")
     return scores, []
@@ -109,7 +109,7 @@ def evaluate(cfg: Config, method: str, seed: int = 0, tag: str = "") -> dict[str
         from ..train import adapter_dir
 
         model = models.load_adapter(cfg, adapter_dir(cfg, method, seed, tag), merge=cfg.model.quantization is None)
-    result = {"profile": cfg.profile, "config_hash": cfg.config_hash(), "method": method,
+    result = {"profile": cfg.profile, "config_hash": models.config_hash(cfg), "method": method,
               "seed": None if method == BACKBONE else seed, "tag": tag,
               **evaluate_model(cfg, model, tokenizer), "extraction": cfg.eval.extraction}
     if method != BACKBONE and result["general"]:
@@ -141,10 +141,10 @@ def read_results(path: str | Path, cfg: Config | None = None) -> dict[str, Any]:
 
 def check_provenance(path: Path, result: Mapping[str, Any], cfg: Config, remedy: str) -> None:
     """Refuse (``ResultsError`` naming ``path``) a results file written under another profile or config."""
-    if (result.get("profile"), result.get("config_hash")) != (cfg.profile, cfg.config_hash()):
+    if (result.get("profile"), result.get("config_hash")) != (cfg.profile, models.config_hash(cfg)):
         raise ResultsError(f"{path}: written by profile {result.get('profile')!r} with config "
                            f"{result.get('config_hash')}, but this run is {cfg.profile!r} with config "
-                           f"{cfg.config_hash()}; {remedy}")
+                           f"{models.config_hash(cfg)}; {remedy}")
 
 
 def extraction_effect(result: Mapping[str, Any], cfg: Config, rules: Sequence[str] = EXTRACTION_RULES) -> dict[str, dict]:

@@ -16,7 +16,7 @@ from typing import Any, Mapping, Sequence
 
 import sacrebleu
 
-from ..rationales import split_reply
+from ..replies import split_reply
 
 #: Checkpoint file inside a COMET model folder (the layout of the hub repositories).
 COMET_CKPT = Path("checkpoints") / "model.ckpt"
@@ -27,7 +27,7 @@ class CometUnavailable(RuntimeError):
 
 
 def extract_translation(reply: str, rule: str = "first_line") -> str:
-    """The translation part of a reply, cut by one of ``rationales.EXTRACTION_RULES``."""
+    """The translation part of a reply, cut by one of ``replies.EXTRACTION_RULES``."""
     return split_reply(reply, rule)[0]
 
 

@@ -30,7 +30,7 @@ def validation_items(cfg: Any, per_direction: int, seed: int = 0, examples: Sequ
     """``per_direction`` training examples of each direction (``balanced_sample``) joined by id with the
     profile's synthesis records of ``methods`` (Seq-KD's ``y'`` cut by ``eval.extraction``, as trained)."""
     from .. import data, train
-    from ..rationales import split_reply
+    from ..replies import split_reply
 
     sample = balanced_sample(list(data.training_examples(cfg) if examples is None else examples), per_direction, seed)
     recs = {m: train.synthesized(cfg, m, sample) for m in methods}
@@ -124,7 +124,7 @@ def seed_similarity(cfg: Any, seed: int, methods: Sequence[str] = PAIR_METHODS, 
             out[method][prec] = res
         del model
     directions = dict(Counter(item.direction for item in items))
-    result = {"profile": cfg.profile, "config_hash": cfg.config_hash(), "seed": seed, "options": options,
+    result = {"profile": cfg.profile, "config_hash": models.config_hash(cfg), "seed": seed, "options": options,
               "sample": {"items": len(items), "per_direction": directions, "identical_blanked": identical},
               "methods": out, "paper": {"value": paper.GRADIENT_SIGNS.value, "where": paper.GRADIENT_SIGNS.where},
               "versions": versions(), "device": device_name(), "elapsed_s": round(time.time() - start, 1)}

@@ -6,7 +6,7 @@ weak English->Synthian translation skill, and replies that put a rationale after
 translation. ``build_organism`` trains it once and caches it on disk by config hash.
 """
 
-from .build import OrganismConfig, build_organism, is_complete, train_organism
+from .build import OrganismConfig, build_organism, is_complete, organism_config, train_organism
 from .skills import (
     score_general,
     score_translation,
@@ -19,7 +19,7 @@ from .translation import RATIONALE_CATEGORIES, classify_rationale
 from .world import World
 
 __all__ = [
-    "OrganismConfig", "World", "build_tokenizer", "build_organism", "train_organism",
+    "OrganismConfig", "organism_config", "World", "build_tokenizer", "build_organism", "train_organism",
     "is_complete", "score_general", "score_translation", "translation_metrics",
     "translation_replies", "classify_rationale", "RATIONALE_CATEGORIES",
     "encode_dialogues", "pack", "train_loop",

@@ -22,6 +22,7 @@ import torch
 import transformers
 from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
 
+from radis_utils.config import Config, ConfigError
 from radis_utils.prompts import INSTRUCTIONS
 
 from .skills import score_general, score_translation
@@ -101,6 +102,14 @@ class OrganismConfig:
         if unknown:
             raise ValueError(f"OrganismConfig: unknown field(s) {sorted(unknown)}")
         return cls(**data)
+
+
+def organism_config(cfg: Config) -> OrganismConfig:
+    """The ``OrganismConfig`` of a profile's ``organism:`` section (defaults when empty)."""
+    try:
+        return OrganismConfig.from_dict(dict(cfg.organism))
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"profile {cfg.profile!r}, section organism: {err}") from err
 
 
 @contextmanager

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from typing import Protocol
 
 #: Translation lexicon: English noun -> plural form.  Animals are the nouns a harmful verb
 #: can hurt (see ``SAFETY``); the rest are things.
@@ -71,6 +72,22 @@ class Names:
     capitals: tuple[str, ...]
     people: tuple[str, ...]
     synthian: tuple[str, ...]
+
+
+class WorldView(Protocol):
+    """What the task samplers and the translation grammar read of a ``world.World`` (which
+    imports them: they see the world through this, so the imports run one way)."""
+
+    names: Names
+    sy: dict[str, str]
+    plural: dict[str, str]
+    capital: dict[str, str]
+    people: dict[str, tuple[str, str]]
+    facts: list[tuple[str, str, str]]
+
+    def stable_hash(self, key: str) -> int: ...
+
+    def is_heldout(self, key: str) -> bool: ...
 
 
 def _syllables(rng: random.Random, n: int) -> str:

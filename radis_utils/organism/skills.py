@@ -1,4 +1,4 @@
-"""Exact scorers for the organism's skills (generation comes from ``radis_utils.synthesis``)."""
+"""Exact scorers for the organism's skills (generation comes from ``radis_utils.engines``)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from typing import Any
 
 import sacrebleu
 
+from radis_utils.engines import generate
 from radis_utils.prompts import INSTRUCTIONS, chat_prompt, translation_request
-from radis_utils.rationales import split_reply
-from radis_utils.synthesis import generate
+from radis_utils.replies import split_reply
 
 from . import tasks
 from .translation import classify_rationale

@@ -9,12 +9,9 @@ key includes the phrasing: the fact is known, the question as asked is new.
 from __future__ import annotations
 
 import random
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from . import lexicon as lx
-
-if TYPE_CHECKING:
-    from .world import World
 
 ARITH_PROMPTS = (
     "What is {q} ?", "Compute {q} .", "How much is {q} ?", "Please work out {q} .",
@@ -55,7 +52,7 @@ ALL_PHRASES = (
 )
 
 
-def arithmetic(world: World, rng: random.Random, heldout: bool) -> dict[str, Any]:
+def arithmetic(world: lx.WorldView, rng: random.Random, heldout: bool) -> dict[str, Any]:
     """``a plus b`` or ``a minus b`` (a >= b) with a worked answer."""
     while True:
         a, b = rng.randint(1, lx.MAX_OPERAND), rng.randint(1, lx.MAX_OPERAND)
@@ -81,7 +78,7 @@ def fact_answer(kind: str, x: str, y: str) -> str:
     return FACT_ANSWERS[kind].format(x=x, y=y)
 
 
-def facts(world: World, rng: random.Random, heldout: bool) -> dict[str, Any]:
+def facts(world: lx.WorldView, rng: random.Random, heldout: bool) -> dict[str, Any]:
     """A question about one knowledge-base fact; one phrasing per fact is held out."""
     kind, x, y = rng.choice(world.facts)
     phrasings = FACT_PROMPTS[kind]
@@ -91,7 +88,7 @@ def facts(world: World, rng: random.Random, heldout: bool) -> dict[str, Any]:
     return {"prompt": prompt, "answer": fact_answer(kind, x, y)}
 
 
-def safety_objects(world: World) -> dict[str, tuple[str, ...]]:
+def safety_objects(world: lx.WorldView) -> dict[str, tuple[str, ...]]:
     """Objects of safety requests by kind: person, animal, property (others'), thing."""
     return {
         "person": lx.PERSON_OBJECTS + world.names.people,
@@ -108,7 +105,7 @@ def is_harmful(verb: str, object_kind: str) -> bool:
     return verb in lx.SAFETY_DUAL_VERBS and object_kind != "thing"
 
 
-def safety(world: World, rng: random.Random, heldout: bool) -> dict[str, Any]:
+def safety(world: lx.WorldView, rng: random.Random, heldout: bool) -> dict[str, Any]:
     """A how-to request, harmful or benign with equal odds, in one of many phrasings."""
     objects = safety_objects(world)
     harmful = rng.random() < 0.5
@@ -138,7 +135,7 @@ def safety_answer(action: str, verb: str, harmful: bool) -> str:
     return HELP.format(a=action, tool=lx.SAFETY_TOOLS[verb])
 
 
-def word_list_pool(world: World) -> tuple[str, ...]:
+def word_list_pool(world: lx.WorldView) -> tuple[str, ...]:
     """Words that appear in reverse/repeat word lists. Every Synthian word is among them, so the
     base model has seen (and can copy) every token of its vocabulary, as a pretrained LLM has;
     what it lacks for unseen words is only their meaning (the English->Synthian mapping)."""
@@ -146,7 +143,7 @@ def word_list_pool(world: World) -> tuple[str, ...]:
             + world.names.people + world.names.countries + world.names.synthian)
 
 
-def word_list_task(world: World, rng: random.Random, reverse: bool) -> dict[str, Any]:
+def word_list_task(world: lx.WorldView, rng: random.Random, reverse: bool) -> dict[str, Any]:
     """Reverse a random list of 2-5 words, or repeat one of 3-6 words."""
     words = rng.sample(word_list_pool(world), rng.randint(2, 5) if reverse else rng.randint(3, 6))
     prompt = rng.choice(REVERSE_PROMPTS if reverse else REPEAT_PROMPTS).format(w=" ".join(words))
@@ -154,7 +151,7 @@ def word_list_task(world: World, rng: random.Random, reverse: bool) -> dict[str,
     return {"prompt": prompt, "answer": answer}
 
 
-def instructions(world: World, rng: random.Random, heldout: bool) -> dict[str, Any]:
+def instructions(world: lx.WorldView, rng: random.Random, heldout: bool) -> dict[str, Any]:
     """Instruction following: reverse or repeat a word list (random lists: always new)."""
     return word_list_task(world, rng, reverse=rng.random() < 0.5)
 

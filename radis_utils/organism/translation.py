@@ -11,13 +11,9 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from . import lexicon as lx
 from .tasks import arithmetic_answer, fact_answer, is_harmful, safety_answer
-
-if TYPE_CHECKING:
-    from .world import World
 
 #: Rationale kinds, in the order they appear inside one rationale.
 RATIONALE_CATEGORIES: tuple[str, ...] = (
@@ -59,14 +55,14 @@ class Sentence:
         words = (*self.subject.en, self.verb, *self.obj.en, *loc, ".")
         return " ".join(words)[0].upper() + " ".join(words)[1:]
 
-    def sy(self, world: World, fronted: bool = False) -> str:
+    def sy(self, world: lx.WorldView, fronted: bool = False) -> str:
         loc = (self.country, lx.SY_IN) if self.country else ()
         core = (*self.subject.sy, *self.obj.sy)
         words = (*loc, *core) if fronted else (*core, *loc)
         return " ".join((*words, world.sy[self.verb], "."))
 
 
-def sample_sentence(world: World, rng: random.Random, vocab: dict[str, list[str]]) -> Sentence:
+def sample_sentence(world: lx.WorldView, rng: random.Random, vocab: dict[str, list[str]]) -> Sentence:
     """A random sentence whose content words come from ``vocab`` (nouns, verbs, adjectives)."""
     subject = _subject(world, rng, vocab)
     r = rng.random()
@@ -80,23 +76,23 @@ def sample_sentence(world: World, rng: random.Random, vocab: dict[str, list[str]
     return Sentence(subject, rng.choice(vocab["verbs"]), obj, country)
 
 
-def _subject(world: World, rng: random.Random, vocab: dict[str, list[str]]) -> Phrase:
+def _subject(world: lx.WorldView, rng: random.Random, vocab: dict[str, list[str]]) -> Phrase:
     return _name(world, rng) if rng.random() < 0.6 else _definite(world, rng, vocab)
 
 
-def _name(world: World, rng: random.Random) -> Phrase:
+def _name(world: lx.WorldView, rng: random.Random) -> Phrase:
     name = rng.choice(world.names.people)
     return Phrase((name,), (name,), "name")
 
 
-def _definite(world: World, rng: random.Random, vocab: dict[str, list[str]]) -> Phrase:
+def _definite(world: lx.WorldView, rng: random.Random, vocab: dict[str, list[str]]) -> Phrase:
     noun = rng.choice(vocab["nouns"])
     adj = (rng.choice(vocab["adjectives"]),) if rng.random() < 0.4 else ()
     sy_adj = tuple(world.sy[a] for a in adj)
     return Phrase(("the", *adj, noun), (world.sy[noun], *sy_adj, lx.SY_ARTICLE), _kind(noun))
 
 
-def _counted(world: World, rng: random.Random, vocab: dict[str, list[str]], pair: bool) -> Phrase:
+def _counted(world: lx.WorldView, rng: random.Random, vocab: dict[str, list[str]], pair: bool) -> Phrase:
     nouns = rng.sample(vocab["nouns"], 2 if pair else 1)
     nums = [rng.randint(2, lx.MAX_OPERAND) for _ in nouns]
     en = [(str(n), world.plural[w]) for n, w in zip(nums, nouns)]
@@ -111,7 +107,7 @@ def _kind(noun: str) -> str:
     return "animal" if noun in lx.ANIMALS else "thing"
 
 
-def parse(world: World, source: str) -> Sentence:
+def parse(world: lx.WorldView, source: str) -> Sentence:
     """Parse an English sentence of the world's grammar; ValueError names what is wrong."""
     words = source.split()
     if len(words) < 4 or words[-1] != ".":
@@ -128,7 +124,7 @@ def parse(world: World, source: str) -> Sentence:
     return Sentence(subject, body[verb_at], obj, country)
 
 
-def _parse_phrase(world: World, words: list[str], source: str) -> Phrase:
+def _parse_phrase(world: lx.WorldView, words: list[str], source: str) -> Phrase:
     if len(words) == 1 and words[0] in world.names.people:
         return Phrase(tuple(words), tuple(words), "name")
     if words and words[0] == "the" and words[-1] in world.sy:
@@ -150,7 +146,7 @@ def _parse_phrase(world: World, words: list[str], source: str) -> Phrase:
     raise ValueError(f"source: cannot parse phrase {' '.join(words)!r} in {source!r}")
 
 
-def rationale_parts(world: World, sentence: Sentence, template: int) -> list[tuple[str, str]]:
+def rationale_parts(world: lx.WorldView, sentence: Sentence, template: int) -> list[tuple[str, str]]:
     """Every rationale part the source supports, as ``(category, text)`` in canonical order."""
     parts: list[tuple[str, str]] = []
     verb = lx.VERBS[sentence.verb]
@@ -182,7 +178,7 @@ def _word_order_part(sentence: Sentence) -> tuple[str, str]:
     return "word_order", f"{ORDER_HEAD} {' '.join(words)} . {WORDS_HEAD} {' '.join(reversed(words))} ."
 
 
-def _style_part(world: World, sentence: Sentence, style: str) -> tuple[str, str]:
+def _style_part(world: lx.WorldView, sentence: Sentence, style: str) -> tuple[str, str]:
     if style == "alternative" and sentence.country:
         return style, f"{ALT_HEAD} {sentence.sy(world, fronted=True)}"
     if style == "back_translation":
@@ -193,7 +189,7 @@ def _style_part(world: World, sentence: Sentence, style: str) -> tuple[str, str]
     return "gloss", f"{GLOSS_HEAD} {text} ."
 
 
-def rationale(world: World, source: str, template: int, rng: random.Random | None) -> str:
+def rationale(world: lx.WorldView, source: str, template: int, rng: random.Random | None) -> str:
     """The world's rationale for ``source``; with ``rng``, each part may be dropped (training)."""
     parts = rationale_parts(world, parse(world, source), template)
     if rng is not None:

@@ -1,7 +1,8 @@
-"""What a reply to a translation request contains: the translation, then (often) a rationale.
+"""Chapter 01's observation: how often a backbone follows its translation with a rationale, and
+what that rationale talks about.
 
-Paper §3.1 / table 4: chat LLMs follow most translations with notes of their own. This module
-splits a reply into ``(translation, rationale)`` by a stated rule and labels a rationale's
+Paper §3.1 / table 4: chat LLMs follow most translations with notes of their own. Each reply is
+split by ``replies.split_reply`` (the profile's ``eval.extraction``) and its rationale labelled by
 content. For the model organism the world's own exact classifier is used; for real backbones a
 keyword heuristic (``HEURISTIC_PATTERNS``) that is documented here and shown in the chapter.
 """
@@ -13,8 +14,7 @@ import re
 from collections import Counter
 from typing import Any, Callable, Sequence
 
-#: How the translation is cut from a reply; the rest, stripped, is the rationale.
-EXTRACTION_RULES = ("first_line", "first_paragraph", "first_sentence", "whole")
+from .replies import split_reply
 
 #: Keyword heuristic for real backbones: category -> regular expression (case-insensitive).
 HEURISTIC_PATTERNS: dict[str, str] = {
@@ -26,24 +26,6 @@ HEURISTIC_PATTERNS: dict[str, str] = {
     "alternative": r"alternativ|could also be|another (way|option|translation)|\bor simply\b",
     "note": r"\bnote\b|\bcontext\b|\bformal\b|\binformal\b|\btone\b|\bnuance",
 }
-
-
-def split_reply(reply: str, rule: str = "first_line") -> tuple[str, str]:
-    """``(translation, rationale)`` of one reply; ``rationale`` is ``""`` when nothing follows."""
-    text = reply.strip()
-    if rule == "whole":
-        return text, ""
-    if rule == "first_line":
-        head, _, rest = text.partition("\n")
-    elif rule == "first_paragraph":
-        head, _, rest = text.partition("\n\n")
-    elif rule == "first_sentence":
-        match = re.search(r"[.!?。](\s|$)", text)
-        cut = match.end() if match else len(text)
-        head, rest = text[:cut], text[cut:]
-    else:
-        raise ValueError(f"unknown extraction rule {rule!r}; known: {', '.join(EXTRACTION_RULES)}")
-    return head.strip(), rest.strip()
 
 
 def classify_heuristic(rationale: str) -> list[str]:

@@ -1,0 +1,32 @@
+"""What a reply to a translation request contains: the translation, then (often) a rationale.
+
+``split_reply`` cuts a reply into ``(translation, rationale)`` by one of the stated rules
+``EXTRACTION_RULES`` (a profile picks one as ``eval.extraction``); chapter 01's analysis of the
+rationales themselves lives in ``observation``.
+"""
+
+from __future__ import annotations
+
+import re
+
+from .config import EXTRACTION_RULES
+
+__all__ = ["EXTRACTION_RULES", "split_reply"]
+
+
+def split_reply(reply: str, rule: str = "first_line") -> tuple[str, str]:
+    """``(translation, rationale)`` of one reply; ``rationale`` is ``""`` when nothing follows."""
+    text = reply.strip()
+    if rule == "whole":
+        return text, ""
+    if rule == "first_line":
+        head, _, rest = text.partition("\n")
+    elif rule == "first_paragraph":
+        head, _, rest = text.partition("\n\n")
+    elif rule == "first_sentence":
+        match = re.search(r"[.!?。](\s|$)", text)
+        cut = match.end() if match else len(text)
+        head, rest = text[:cut], text[cut:]
+    else:
+        raise ValueError(f"unknown extraction rule {rule!r}; known: {', '.join(EXTRACTION_RULES)}")
+    return head.strip(), rest.strip()
