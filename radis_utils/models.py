@@ -1,7 +1,8 @@
 """Loading backbones: a hub id, a local path, or the embedded model organism.
 
 Every profile goes through the same ``from_pretrained`` calls; the organism is only a local
-directory that ``radis_utils.organism`` builds (and caches) first.
+directory that ``radis_utils.organism`` builds (and caches) first. The backbone is part of a
+run's identity, so ``config_hash`` (what caches and results files are keyed by) lives here too.
 """
 
 from __future__ import annotations

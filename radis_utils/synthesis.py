@@ -1,7 +1,7 @@
 """Synthesis of training targets: rationales (RaDis), own translations (Seq-KD), paraphrases (SDFT).
 
 Rationale synthesis (paper eq. 1), Seq-KD's own translations and SDFT's paraphrases all come
-from here (engines: ``radis_utils.engines``, re-exported). ``synthesize`` writes one
+from here (generation itself: ``radis_utils.engines``). ``synthesize`` writes one
 record per example (schema and store: ``radis_utils.records``), a chunk at a time, and a
 re-run resumes where the last one stopped.
 """
