@@ -375,4 +375,3 @@ def device_name() -> str:
         n = torch.cuda.device_count()
         return f"{n} x {torch.cuda.get_device_name(0)}"
     return f"CPU ({os.cpu_count()} cores, {torch.get_num_threads()} torch threads)"
-

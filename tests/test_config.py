@@ -117,4 +117,3 @@ def test_progress_bars_are_quiet_when_the_book_job_asks(monkeypatch):
     assert progress(range(3)).disable
     monkeypatch.setenv(QUIET_ENV, "0")
     assert not progress(range(3), file=open("/dev/null", "w")).disable
-
