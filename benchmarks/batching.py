@@ -159,6 +159,8 @@ def compare(model: Any, cfg: Any, lengths: Sequence[int], vocab: int, pad_id: in
         collator = FlatSpanCollator() if mode == "padding_free" else CountingCollator(pad_id)
         run_cfg = grouped_cfg if mode == "grouped" else random_cfg
         measured = run_steps(model, run_cfg, features, collator, steps, 0, workdir, device)
+        for key in ("tokens_per_s", "tokens_per_step"):  # rows of one length only; here real tokens count
+            measured.pop(key)
         real = sum(collator.per_batch[:steps])
         measured.update(real_tokens=real, processed_tokens=collator.processed_tokens,
                         token_efficiency=round(collator.real_tokens / max(collator.processed_tokens, 1), 4),

@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from benchmarks.common import RECORDS_DIR, command_line, figure, make_record, print_figures, write_record
+from benchmarks.common import HERE, RECORDS_DIR, command_line, figure, make_record, print_figures, write_record
 
 BUDGET_S = 480.0
 OPTIONAL = ("bitsandbytes", "vllm", "flash_attn")
@@ -76,10 +76,10 @@ class Plan:
 
 GPU_PLAN = Plan(
     device="cuda", dtype="bfloat16", step_archs=("llama2_7b", "mistral_7b_v02"), arch="mistral_7b_v02",
-    batch=16, seq=512, steps=6, warmup=3, batching_megabatches=16, batching_max_length=1024,
+    batch=16, seq=512, steps=6, warmup=3, batching_megabatches=8, batching_max_length=1024,
     batching_ckpt=True, qlora_batches=(4,), gen_batch_sizes=(1, 16, 64, 256), gen_max_new_tokens=128, gen_rounds=1,
     smol_profile="smol",
-    caps={"lora-llama2_7b": 70, "lora-mistral_7b_v02": 70, "batching": 90, "generation": 150, "qlora": 130,
+    caps={"lora-llama2_7b": 70, "lora-mistral_7b_v02": 70, "batching": 90, "generation": 170, "qlora": 130,
           "smol": 300})
 DRY_PLAN = Plan(
     device="cpu", dtype="float32", step_archs=("tiny",), arch="tiny", batch=4, seq=64, steps=2, warmup=1,
@@ -111,6 +111,7 @@ class Context:
     def write(self, record: dict[str, Any], quiet: bool = False) -> None:
         """Write ``record`` atomically (marked as a dry run or not); print its figures unless ``quiet``."""
         record["settings"]["dry_run"] = self.dry_run
+        record["versions"] = {**record["versions"], **optional_versions()}
         path = write_record(record, self.records_dir)
         if path.name not in self.written:
             self.written.append(path.name)
@@ -133,6 +134,21 @@ def available() -> dict[str, bool]:
 
     found = {name: importlib.util.find_spec(name) is not None for name in OPTIONAL}
     return {"cuda": torch.cuda.is_available(), **found}
+
+
+def optional_versions() -> dict[str, str]:
+    """Versions of the optional GPU packages ('-' when absent) and the CUDA torch was built for."""
+    from importlib import metadata
+
+    import torch
+
+    out = {"torch_cuda": torch.version.cuda or "-"}
+    for name in ("bitsandbytes", "vllm", "flash-attn"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "-"
+    return out
 
 
 def missing(row: str, plan: Plan, have: dict[str, bool]) -> str | None:
@@ -182,7 +198,7 @@ def run_isolated(row: str, plan: Plan, ctx: Context, cap: float) -> dict[str, An
     cmd = child_command(row, ctx, status_file)
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True, env={"PYTORCH_CUDA_ALLOC_CONF": "expandable_segments:True", **os.environ,
+                            start_new_session=True, cwd=str(HERE.parent), env={"PYTORCH_CUDA_ALLOC_CONF": "expandable_segments:True", **os.environ,
                                  "PYTHONUNBUFFERED": "1"})
     tail: list[str] = []
     reader = threading.Thread(target=_echo, args=(proc, row, tail), daemon=True)
@@ -263,6 +279,9 @@ def run_record(plan: Plan, ctx: Context, results: list[dict[str, Any]], total: f
                       "" if r["status"] == "done" else f"not measured — {r['status']}: {r['line']}")
                for r in results]
     figures.append(figure("total_seconds", "the whole command: wall time", total, "s"))
+    if all(r["status"] == "skipped" for r in results) and ctx.records_dir.resolve() == RECORDS_DIR.resolve():
+        print("nothing ran, so no run record goes into benchmarks/records/ (pass --records-dir to keep one)")
+        return {"rows": results}
     record = make_record("gpu_run", "gpu_run", ctx.command, figures,
                          {"plan": json.loads(json.dumps(dataclasses.asdict(plan))), "available": have},
                          rows=results, goal=check("gpu_budget", total, plan.budget_s))
@@ -275,7 +294,8 @@ def run_record(plan: Plan, ctx: Context, results: list[dict[str, Any]], total: f
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dry-run", action="store_true", help="CPU, tiny shapes, seconds (never into benchmarks/records/)")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="CPU, tiny shapes, about a minute (never into benchmarks/records/)")
     parser.add_argument("--records-dir", default=None, help="default: benchmarks/records/ (dry run: a new temp folder)")
     parser.add_argument("--only", default=None, help="comma-separated rows: " + ", ".join(rows(GPU_PLAN)))
     parser.add_argument("--isolate", action=argparse.BooleanOptionalAction, default=None,
@@ -298,8 +318,17 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         Path(tempfile.mkdtemp(prefix="gpu-dry-run-")) if args.dry_run else RECORDS_DIR)
     if args.dry_run and records_dir.resolve() == RECORDS_DIR.resolve():
         parser.error("--dry-run never writes into benchmarks/records/: pass another --records-dir")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing is downloadable there: fail at once, not on a timeout
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    from radis_utils.config import QUIET_ENV
+    from radis_utils.runbook import kernel_environment
+
+    # no progress bars in the log; nothing is downloadable on the GPU machine: fail at once, not on a timeout
+    quiet_offline = {QUIET_ENV: "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    with kernel_environment(quiet_offline):  # the rows' processes inherit it; restored afterwards
+        return _run(args, plan, only, records_dir, argv)
+
+
+def _run(args: argparse.Namespace, plan: Plan, only: list[str] | None, records_dir: Path,
+         argv: list[str]) -> dict[str, Any]:
     from radis_utils.config import apply_runtime, load_profile
 
     apply_runtime(load_profile("ci" if args.dry_run else "a100"))  # seeds, quiet loading (ci: 1 CPU thread)

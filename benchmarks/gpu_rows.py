@@ -52,8 +52,9 @@ def _steps(plan: Plan, ctx: Context, model: Any, cfg: Any, arch: str) -> tuple[d
         return lora_step.run_steps(model, cfg, features, SpanCollator(0), plan.steps, plan.warmup,
                                    ctx.workdir, plan.device), ""
     except torch.cuda.OutOfMemoryError:
-        _free()
-        return None, f"not measured — out of memory at batch {batch} × {seq} on this GPU"
+        pass
+    _free()  # outside the handler: its traceback no longer holds the failed step's tensors
+    return None, f"not measured — out of memory at batch {batch} × {seq} on this GPU"
 
 
 def _peak() -> float | None:
@@ -87,7 +88,7 @@ def lora(plan: Plan, ctx: Context, arch: str) -> str:
             ctx.write(record)
             said.append(f"{lora_step.variant_of(cfg)} b{batch}: " + (f"MFU {mfu:.3f}" if mfu is not None else
                                                                    "MFU None" if measured else "OOM"))
-            if measured is None and batch > 1:
+            if measured is None and batch == plan.batch and batch > 1:  # once: half the batch
                 batch //= 2
                 continue
             break
@@ -205,6 +206,7 @@ def qlora(plan: Plan, ctx: Context) -> str:
     from radis_utils.config import load_profile
 
     folder = saved_model(plan, ctx)
+    _free()
     batches = list(dict.fromkeys([*plan.qlora_batches, load_profile("qlora").train.per_device_batch]))
     model, counts, said = None, None, []
     for batch in batches:
@@ -238,6 +240,12 @@ def pipeline(plan: Plan, ctx: Context) -> str:
                          data__directions=["de-en"], eval__comet_model="")
     elif ctx.alma_dir:
         overrides["data__alma_dir"] = ctx.alma_dir
+    import importlib.util
+
+    engine_note = ""
+    if load_profile(plan.smol_profile).synthesis.engine == "vllm" and importlib.util.find_spec("vllm") is None:
+        overrides["synthesis__engine"], engine_note = "hf", "hf (the profile's vLLM is not installed)"
+        print(f"synthesis engine: {engine_note}", flush=True)
     cfg = load_profile(plan.smol_profile, runtime__runs_dir=str(ctx.workdir / "runs"), **overrides)
     apply_runtime(cfg)
     alma = resolve_path(cfg.data.alma_dir)
@@ -262,7 +270,7 @@ def pipeline(plan: Plan, ctx: Context) -> str:
         out = fn()
         stages[name] = round(time.perf_counter() - start, 1)
         print(f"{name}: {stages[name]} s", flush=True)
-        ctx.write(_pipeline_record(cfg, ctx, planned, stages, seed), quiet=len(stages) < len(planned))
+        ctx.write(_pipeline_record(cfg, ctx, planned, stages, seed, engine_note), quiet=len(stages) < len(planned))
         return out
 
     examples = stage("data", lambda: data.training_examples(cfg))
@@ -304,7 +312,8 @@ def _in_hub_cache(repo: str) -> bool:
     return isinstance(try_to_load_from_cache(repo, "config.json"), str)
 
 
-def _pipeline_record(cfg: Any, ctx: Context, planned: list[str], stages: dict[str, float], seed: int) -> dict[str, Any]:
+def _pipeline_record(cfg: Any, ctx: Context, planned: list[str], stages: dict[str, float], seed: int,
+                     engine_note: str = "") -> dict[str, Any]:
     figures = [figure(name.replace(" ", "_") + "_seconds", f"{cfg.profile} pipeline: {name}", stages.get(name), "s",
                       "" if name in stages else "not measured — not reached (the row stopped first)")
                for name in planned]
@@ -312,6 +321,6 @@ def _pipeline_record(cfg: Any, ctx: Context, planned: list[str], stages: dict[st
     figures.append(figure("total_seconds", f"{cfg.profile} pipeline: all stages", round(sum(stages.values()), 1)
                           if done else None, "s", "" if done else "not measured — not every stage ran"))
     settings = {"profile": cfg.profile, "config_hash": cfg.config_hash(), "backbone": cfg.model.backbone,
-                "engine": cfg.synthesis.engine, "methods": list(cfg.train.methods), "seed": seed,
+                "engine": engine_note or cfg.synthesis.engine, "methods": list(cfg.train.methods), "seed": seed,
                 "device": "cuda" if not ctx.dry_run else "cpu"}
     return make_record("pipeline", f"pipeline-{cfg.profile}", ctx.command, figures, settings, stages=stages)

@@ -46,7 +46,7 @@ from benchmarks.common import (NO_GPU, arch_config, arch_names, command_line, fi
 
 #: Dense bf16 tensor-core peaks (TFLOP/s, no sparsity) by device-name pattern, first match wins.
 PEAK_BF16_TFLOPS: tuple[tuple[str, float], ...] = (
-    (r"H200", 989.0), (r"H100.*PCIe", 756.0), (r"H100.*NVL", 835.0), (r"H100", 989.0),
+    (r"H200.*NVL", 835.0), (r"H200", 989.0), (r"H100.*PCIe", 756.0), (r"H100.*NVL", 835.0), (r"H100", 989.0),
     (r"A100", 312.0), (r"L40S", 362.0), (r"\bL4\b", 121.0),
 )
 CPU_MAX_PARAMS = 2e9  # larger architectures are only built on a GPU (else on `meta`)
