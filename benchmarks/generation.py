@@ -102,13 +102,16 @@ def save_model(model: Any, tokenizer: Any, folder: Path) -> Path:
 def vllm_throughput(folder: Path, tokenizer: Any, prompt: str, batch_sizes: Sequence[int], max_new_tokens: int,
                     rounds: int, **llm_kwargs: Any) -> list[dict[str, Any]]:
     """The same through ``VLLMEngine`` on the model saved in ``folder`` (``save_model``)."""
-    from radis_utils.engines import Decoding, VLLMEngine
+    import vllm
+
+    from radis_utils.engines import VLLMEngine
 
     llm_kwargs.setdefault("gpu_memory_utilization", 0.8)
     engine = VLLMEngine(str(folder), tokenizer, seed=0, dtype="bfloat16", **llm_kwargs)
-    params = engine.sampling_params(Decoding(max_new_tokens=max_new_tokens))
-    params.ignore_eos = True  # every sequence runs to the cap, as on the HF side
-    params.detokenize = False  # random ids beyond the small tokenizer's vocabulary
+    # greedy, no stop tokens at all, so every sequence runs to the cap as on the HF side (min_new_tokens);
+    # no detokenizing: a random model writes ids beyond the small tokenizer's vocabulary
+    params = vllm.SamplingParams(n=1, max_tokens=max_new_tokens, temperature=0.0, seed=0, ignore_eos=True,
+                                 detokenize=False)
     ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
     rows = []
     for b in batch_sizes:

@@ -197,9 +197,9 @@ def run_isolated(row: str, plan: Plan, ctx: Context, cap: float) -> dict[str, An
     status_file.unlink(missing_ok=True)  # only this run's child may answer
     cmd = child_command(row, ctx, status_file)
     start = time.perf_counter()
+    env = {"PYTORCH_CUDA_ALLOC_CONF": "expandable_segments:True", **os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True, cwd=str(HERE.parent), env={"PYTORCH_CUDA_ALLOC_CONF": "expandable_segments:True", **os.environ,
-                                 "PYTHONUNBUFFERED": "1"})
+                            start_new_session=True, cwd=str(HERE.parent), env=env)
     tail: list[str] = []
     reader = threading.Thread(target=_echo, args=(proc, row, tail), daemon=True)
     reader.start()
