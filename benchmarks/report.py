@@ -93,21 +93,21 @@ def _gib(v: float) -> str:
 def lora_table(records: Sequence[dict[str, Any]]) -> Any:
     """One row per LoRA-step configuration: counts, FLOPs/token, and what was measured where.
 
-    A configuration measured on a GPU hides its unmeasured (``meta``) record; the paper-scale
-    rows that were never run show the command that measures them.
+    A configuration run on a GPU (measured, or out of memory) hides its ``meta`` record; the
+    paper-scale rows that were never run show the command that measures them.
     """
     import pandas as pd
 
     steps = [r for r in records if r["benchmark"] == "lora_step"]
-    measured = {r["name"] for r in steps if r.get("measured")}
-    kept = [r for r in steps if r.get("measured") or r["name"] not in measured]
+    ran = {r["name"] for r in steps if r["settings"]["device"] != "meta"}  # measured, or tried (out of memory)
+    kept = [r for r in steps if r["settings"]["device"] != "meta" or r["name"] not in ran]
     rows = []
     for rec in sorted(kept, key=lambda r: (r["settings"]["arch"] == "tiny", r["name"])):
         s, m = rec["settings"], rec.get("measured")
         mfu = _value(rec, "mfu")
         rows.append({
             "arch": s["arch"], "variant": s["variant"], "batch × seq": f"{s['batch']} × {s['seq']}",
-            "device": rec["device"] if m else "none (meta: shapes only)",
+            "device": rec["device"] if s["device"] != "meta" else "none (meta: shapes only)",
             "N (matmul)": _count(rec["flops"]["N"]), "N_lora": _count(rec["flops"]["N_lora"]),
             "GFLOP / token": f"{rec['flops']['flops_per_token'] / 1e9:.4g}",
             "weights + adapter state (analytic)": _gib(_value(rec, "static_memory_gib")),

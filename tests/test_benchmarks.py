@@ -355,3 +355,18 @@ def test_alma_length_table_is_shipped_and_sampled():
     assert 60 < median < 160  # ALMA's conversations: median near 95 tokens with the stand-in tokenizer
     with pytest.raises(FileNotFoundError, match="--write-lengths"):
         batching.length_table(common.HERE / "no-such-table.json")
+
+
+def test_lora_table_shows_a_gpu_run_in_place_of_its_meta_record(gpu_dry_run):
+    from benchmarks import report
+
+    _, records, _ = gpu_dry_run
+    rec = records["lora_step-tiny-lora-b4-s64"]
+    oom = {**rec, "measured": None, "device": "1 x NVIDIA H200", "settings": {**rec["settings"], "device": "cuda"},
+           "figures": [{**f, "value": None, "note": "not measured — out of memory"} if f["key"] == "tokens_per_s"
+                       else f for f in rec["figures"]]}
+    meta = {**rec, "measured": None, "device": "CPU", "settings": {**rec["settings"], "device": "meta"}}
+    table = report.lora_table([meta, oom])
+    assert len(table) == 1 and table.iloc[0]["device"] == "1 x NVIDIA H200"
+    assert table.iloc[0]["tokens/s"] == "—" and "out of memory" in table.iloc[0]["note"]
+    assert report.lora_table([meta]).iloc[0]["device"] == "none (meta: shapes only)"
