@@ -121,6 +121,17 @@ def arch_config(name: str) -> Any:
     return AutoConfig.for_model(cfg.pop("model_type"), **cfg)
 
 
+def random_model(arch: str, dtype: Any, device: str, attn_implementation: str | None = None) -> Any:
+    """The architecture with seeded random weights, built directly on ``device`` ("meta": shapes only)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(0)
+    extra = {"attn_implementation": attn_implementation} if attn_implementation else {}
+    with torch.device(device):
+        return AutoModelForCausalLM.from_config(arch_config(arch), dtype=dtype, **extra)
+
+
 def matmul_parameters(config: Any) -> int:
     """Weights of the matrix multiplies of one token's forward pass: attention, MLP, LM head.
 

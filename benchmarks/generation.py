@@ -25,6 +25,7 @@ from typing import Any, Sequence
 
 from benchmarks.common import (NO_GPU, arch_config, arch_names, command_line, figure, make_record,
                                matmul_parameters, print_figures, quiet_progress, write_record)
+from benchmarks.common import random_model as common_random_model
 
 CPU_MAX_PARAMS = 2e9
 SOURCE = ("Die Verhandlungen über das neue Abkommen wurden am Dienstag in Brüssel fortgesetzt, "
@@ -50,16 +51,11 @@ def request_prompt(tokenizer: Any) -> str:
 def random_model(arch: str, device: str, vocab_at_least: int) -> Any:
     """Random weights from the architecture file: bf16 on a GPU, fp32 on a CPU; in eval mode."""
     import torch
-    from transformers import AutoModelForCausalLM
 
     config = arch_config(arch)
     if config.vocab_size < vocab_at_least:
         raise SystemExit(f"arch {arch}: vocab_size {config.vocab_size} < the tokenizer's {vocab_at_least}")
-    torch.manual_seed(0)
-    dtype = torch.bfloat16 if device == "cuda" else torch.float32
-    with torch.device(device):
-        model = AutoModelForCausalLM.from_config(config, dtype=dtype)
-    return model.eval()
+    return common_random_model(arch, torch.bfloat16 if device == "cuda" else torch.float32, device).eval()
 
 
 def hf_throughput(model: Any, tokenizer: Any, prompt: str, batch_sizes: Sequence[int], max_new_tokens: int,
@@ -96,18 +92,26 @@ def _hf_row(model: Any, tokenizer: Any, prompt: str, b: int, decoding: Any, roun
             "all_ran_to_cap": all(c.new_tokens == decoding.max_new_tokens for c in done)}
 
 
-def vllm_throughput(model: Any, tokenizer: Any, prompt: str, batch_sizes: Sequence[int], max_new_tokens: int,
-                    rounds: int, workdir: Path) -> list[dict[str, Any]]:
-    """The same through ``VLLMEngine`` (the random weights saved to ``workdir`` first)."""
-    from radis_utils.engines import Decoding, VLLMEngine
-
-    folder = workdir / "random-weights"
+def save_model(model: Any, tokenizer: Any, folder: Path) -> Path:
+    """``model`` and ``tokenizer`` in ``folder`` (``save_pretrained``), as vLLM loads a model."""
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
-    engine = VLLMEngine(str(folder), tokenizer, seed=0, dtype="bfloat16", gpu_memory_utilization=0.8)
-    params = engine.sampling_params(Decoding(max_new_tokens=max_new_tokens))
-    params.ignore_eos = True  # every sequence runs to the cap, as on the HF side
-    params.detokenize = False  # random ids beyond the small tokenizer's vocabulary
+    return folder
+
+
+def vllm_throughput(folder: Path, tokenizer: Any, prompt: str, batch_sizes: Sequence[int], max_new_tokens: int,
+                    rounds: int, **llm_kwargs: Any) -> list[dict[str, Any]]:
+    """The same through ``VLLMEngine`` on the model saved in ``folder`` (``save_model``)."""
+    import vllm
+
+    from radis_utils.engines import VLLMEngine
+
+    llm_kwargs.setdefault("gpu_memory_utilization", 0.8)
+    engine = VLLMEngine(str(folder), tokenizer, seed=0, dtype="bfloat16", **llm_kwargs)
+    # greedy, no stop tokens at all, so every sequence runs to the cap as on the HF side (min_new_tokens);
+    # no detokenizing: a random model writes ids beyond the small tokenizer's vocabulary
+    params = vllm.SamplingParams(n=1, max_tokens=max_new_tokens, temperature=0.0, seed=0, ignore_eos=True,
+                                 detokenize=False)
     ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
     rows = []
     for b in batch_sizes:
@@ -121,6 +125,26 @@ def vllm_throughput(model: Any, tokenizer: Any, prompt: str, batch_sizes: Sequen
                      "seconds": round(seconds, 4), "new_tokens_per_s": round(tokens / seconds, 1),
                      "all_ran_to_cap": tokens == len(outputs) * max_new_tokens})
     return rows
+
+
+def generation_record(arch: str, engines: Sequence[str], batch_sizes: Sequence[int], rows: list[dict[str, Any]],
+                      notes: dict[str, str], settings: dict[str, Any], command: str, **extra: Any) -> dict[str, Any]:
+    """The ``generation`` record: new tokens/s per engine and batch size, and each engine's scaling."""
+    figures = []
+    for engine in engines:
+        for b in batch_sizes:
+            row = next((r for r in rows if r["engine"] == engine and r["batch_size"] == b), None)
+            figures.append(figure(f"{engine}_b{b}_tokens_per_s",
+                                  f"{arch}, {engine} engine, batch {b}: generation throughput",
+                                  row["new_tokens_per_s"] if row else None, "new tokens/s",
+                                  "" if row else notes.get(engine, "not measured")))
+        ours = [r for r in rows if r["engine"] == engine]
+        if len(ours) > 1:
+            figures.append(figure(f"{engine}_scaling", f"{arch}, {engine} engine: batch "
+                                  f"{ours[-1]['batch_size']} vs batch {ours[0]['batch_size']}",
+                                  round(ours[-1]["new_tokens_per_s"] / ours[0]["new_tokens_per_s"], 2), "x"))
+    return make_record("generation", f"generation-{arch}", command, figures, settings, rows=rows, notes=notes,
+                       **extra)
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
@@ -165,31 +189,17 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                 torch.cuda.empty_cache()
                 with tempfile.TemporaryDirectory() as tmp:
                     try:
-                        rows += vllm_throughput(model, tok, prompt, batch_sizes, args.max_new_tokens,
-                                                args.rounds, Path(tmp))
+                        folder = save_model(model, tok, Path(tmp) / "random-weights")
+                        rows += vllm_throughput(folder, tok, prompt, batch_sizes, args.max_new_tokens, args.rounds)
                     except Exception as err:  # a benchmark records why a side is missing
                         notes["vllm"] = f"failed: {type(err).__name__}: {err}"[:300]
     else:
         for engine in engines:
             notes[engine] = NO_GPU.format(command=command)
-    figures = []
-    for engine in engines:
-        for b in batch_sizes:
-            row = next((r for r in rows if r["engine"] == engine and r["batch_size"] == b), None)
-            figures.append(figure(f"{engine}_b{b}_tokens_per_s",
-                                  f"{args.arch}, {engine} engine, batch {b}: generation throughput",
-                                  row["new_tokens_per_s"] if row else None, "new tokens/s",
-                                  "" if row else notes.get(engine, "not measured")))
-        ours = [r for r in rows if r["engine"] == engine]
-        if len(ours) > 1:
-            figures.append(figure(f"{engine}_scaling", f"{args.arch}, {engine} engine: batch "
-                                  f"{ours[-1]['batch_size']} vs batch {ours[0]['batch_size']}",
-                                  round(ours[-1]["new_tokens_per_s"] / ours[0]["new_tokens_per_s"], 2), "x"))
     settings = {"arch": args.arch, "batch_sizes": batch_sizes, "max_new_tokens": args.max_new_tokens,
                 "rounds": args.rounds, "engines": engines, "prompt_tokens": prompt_tokens,
                 "dtype": "bfloat16" if cuda else "float32"}
-    record = make_record("generation", f"generation-{args.arch}", command, figures, settings, rows=rows,
-                         notes=notes)
+    record = generation_record(args.arch, engines, batch_sizes, rows, notes, settings, command)
     print_figures(record)
     print(f"wrote {write_record(record, args.records_dir)}")
     return record

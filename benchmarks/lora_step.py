@@ -41,11 +41,12 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from benchmarks.common import (NO_GPU, arch_config, arch_names, command_line, figure, lora_flops_per_token,
-                               lora_parameters, make_record, matmul_parameters, print_figures, write_record)
+                               lora_parameters, make_record, matmul_parameters, print_figures, random_model,
+                               write_record)
 
 #: Dense bf16 tensor-core peaks (TFLOP/s, no sparsity) by device-name pattern, first match wins.
 PEAK_BF16_TFLOPS: tuple[tuple[str, float], ...] = (
-    (r"H200", 989.0), (r"H100.*PCIe", 756.0), (r"H100.*NVL", 835.0), (r"H100", 989.0),
+    (r"H200.*NVL", 835.0), (r"H200", 989.0), (r"H100.*PCIe", 756.0), (r"H100.*NVL", 835.0), (r"H100", 989.0),
     (r"A100", 312.0), (r"L40S", 362.0), (r"\bL4\b", 121.0),
 )
 CPU_MAX_PARAMS = 2e9  # larger architectures are only built on a GPU (else on `meta`)
@@ -71,38 +72,45 @@ def static_memory_gib(config: Any, n_lora: int, quantized: bool) -> float:
 
 def synthetic_features(n: int, seq: int, vocab: int, seed: int = 0) -> list[dict[str, list[int]]]:
     """``n`` rows of ``seq`` random tokens: a prompt, reference and rationale third each."""
+    return varied_features([seq] * n, vocab, seed)
+
+
+def varied_features(lengths: Sequence[int], vocab: int, seed: int = 0) -> list[dict[str, list[int]]]:
+    """One row of random tokens per length: a prompt, reference and rationale third each."""
     import torch
 
     from radis_utils.losses import IGNORE, PROMPT, RATIONALE, REFERENCE
 
     g = torch.Generator().manual_seed(seed)
-    ids = torch.randint(3, vocab, (n, seq), generator=g).tolist()
-    third = seq // 3
-    spans = [PROMPT] * third + [REFERENCE] * third + [RATIONALE] * (seq - 2 * third)
-    return [{"input_ids": row, "spans": spans,
-             "labels": [IGNORE if s == PROMPT else t for t, s in zip(row, spans)]} for row in ids]
+    rows = []
+    for seq in lengths:
+        ids = torch.randint(3, vocab, (seq,), generator=g).tolist()
+        third = seq // 3
+        spans = [PROMPT] * max(third, 1) + [REFERENCE] * third + [RATIONALE] * (seq - max(third, 1) - third)
+        rows.append({"input_ids": ids, "spans": spans,
+                     "labels": [IGNORE if s == PROMPT else t for t, s in zip(ids, spans)]})
+    return rows
 
 
-def build_model(arch: str, cfg: Any, device: str, workdir: Path) -> Any:
-    """Random weights from the architecture file, in the profile's dtype (4-bit via ``models.load_model``)."""
+def build_model(arch: str, cfg: Any, device: str, workdir: Path, folder: Path | None = None) -> Any:
+    """Random weights from the architecture file, in the profile's dtype (4-bit via ``models.load_model``).
+
+    A 4-bit model is quantized on load from a saved bf16 copy, exactly as a real backbone is
+    loaded; ``folder`` (default ``workdir/random-weights``) is reused when it already holds one.
+    """
     import torch
-    from transformers import AutoModelForCausalLM
 
     from radis_utils import models
 
-    config = arch_config(arch)
-    dtype = models.torch_dtype(cfg)
-    torch.manual_seed(0)
-    with torch.device(device):  # "meta": shapes only, no memory
-        model = AutoModelForCausalLM.from_config(config, dtype=dtype,
-                                                 attn_implementation=cfg.model.attn_implementation)
     if cfg.model.quantization is None or device == "meta":
-        return model
-    folder = workdir / "random-weights"  # QLoRA: quantize on load, exactly as a real backbone is loaded
-    model.save_pretrained(folder)
-    del model
-    if device == "cuda":
-        torch.cuda.empty_cache()
+        return random_model(arch, models.torch_dtype(cfg), device, cfg.model.attn_implementation)
+    folder = folder or workdir / "random-weights"
+    if not (folder / "config.json").is_file():
+        model = random_model(arch, models.torch_dtype(cfg), device)
+        model.save_pretrained(folder)
+        del model
+        if device == "cuda":
+            torch.cuda.empty_cache()
     return models.load_model(cfg, str(folder), **({"device_map": {"": 0}} if device == "cuda" else {}))
 
 
@@ -135,21 +143,24 @@ class StepTimer:
             torch.cuda.synchronize()
 
 
-def run_steps(model: Any, cfg: Any, batch: int, seq: int, vocab: int, steps: int, warmup: int,
+def run_steps(model: Any, cfg: Any, features: Sequence[dict], collator: Any, steps: int, warmup: int,
               workdir: Path, device: str) -> dict[str, Any]:
-    """Train ``warmup + steps`` optimizer steps with ``SpanTrainer``; tokens/s over the timed ones."""
+    """Train ``warmup + steps`` optimizer steps with ``SpanTrainer``; tokens/s over the timed ones.
+
+    ``tokens_per_s`` counts every token of the timed batches (padding too: the rows of the
+    step benchmark have one length); the collator's own counts say how many were real.
+    """
     import torch
     from transformers import PrinterCallback
 
     from radis_utils import train
 
-    features = synthetic_features(batch * (steps + warmup), seq, vocab)
     timer = StepTimer()
     on_cpu = {"use_cpu": True, "bf16": False, "fp16": False, "dataloader_pin_memory": False}
     args = train.training_arguments(cfg, workdir, seed=0, max_steps=steps + warmup, save_strategy="no",
                                     logging_steps=10**6, **(on_cpu if device == "cpu" else {}))
-    trainer = train.SpanTrainer(model=model, args=args, train_dataset=features,
-                                data_collator=train.SpanCollator(0), callbacks=[timer.callback])
+    trainer = train.SpanTrainer(model=model, args=args, train_dataset=list(features), data_collator=collator,
+                                callbacks=[timer.callback])
     trainer.remove_callback(PrinterCallback)
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
@@ -157,10 +168,90 @@ def run_steps(model: Any, cfg: Any, batch: int, seq: int, vocab: int, steps: int
     trainer.train()
     timed = timer.seconds[warmup:]
     seconds = sum(timed)
-    return {"steps_timed": len(timed), "seconds": round(seconds, 4), "tokens_per_step": batch * seq,
-            "tokens_per_s": round(batch * seq * len(timed) / seconds, 1),
+    batch = cfg.train.per_device_batch
+    width = max(len(f["input_ids"]) for f in features)
+    return {"steps_timed": len(timed), "seconds": round(seconds, 4), "tokens_per_step": batch * width,
+            "tokens_per_s": round(batch * width * len(timed) / seconds, 1),
             "peak_memory_gib": round(train.peak_memory_bytes() / 2**30, 3),
             "loss": round(trainer.state.log_history[-1].get("train_loss", float("nan")), 4)}
+
+
+def step_config(qlora: bool, batch: int | None, seq: int, ckpt: bool, dtype: str, workdir: Path,
+                **overrides: Any) -> Any:
+    """The a100 (bf16 LoRA) or qlora profile at one batch × seq, one micro-batch per step."""
+    from radis_utils.config import load_profile
+
+    profile = "qlora" if qlora else "a100"
+    batch = batch or load_profile(profile).train.per_device_batch
+    return load_profile(profile, train__per_device_batch=batch, train__effective_batch=batch,
+                        train__gradient_checkpointing=qlora or ckpt, train__max_length=seq,
+                        model__dtype=dtype, runtime__runs_dir=str(workdir), **overrides)
+
+
+def variant_of(cfg: Any) -> str:
+    """``qlora``, ``lora-ckpt`` or ``lora``: the variant a record is named after."""
+    if cfg.model.quantization:
+        return "qlora"
+    return "lora-ckpt" if cfg.train.gradient_checkpointing else "lora"
+
+
+def prepare(arch: str, cfg: Any, device: str, workdir: Path, folder: Path | None = None) -> tuple[Any, dict[str, Any]]:
+    """The LoRA-wrapped random model and its counts (total, adapter, 4-bit linear layers)."""
+    from radis_utils import models
+
+    model = build_model(arch, cfg, device, workdir, folder)
+    quantized = cfg.model.quantization is not None and device != "meta"
+    n_total = None if quantized else sum(p.numel() for p in model.parameters())
+    model = models.add_lora(cfg, model)
+    counts = {"parameters_total": n_total, "N_lora": models.trainable_parameters(model)["trainable"],
+              "linear_4bit_modules": sum(type(m).__module__.startswith("bitsandbytes") for m in model.modules())}
+    return model, counts
+
+
+def step_record(arch: str, cfg: Any, device: str, counts: dict[str, Any], measured: dict[str, Any] | None,
+                command: str, steps: int, warmup: int, peak: float | None, not_measured: str,
+                **extra: Any) -> dict[str, Any]:
+    """The ``lora_step`` record of one configuration (figures, settings, FLOPs, measurements)."""
+    from radis_utils.config import device_name
+
+    config = arch_config(arch)
+    batch, seq, n_lora = cfg.train.per_device_batch, cfg.train.max_length, counts["N_lora"]
+    qlora, variant = cfg.model.quantization is not None, variant_of(cfg)
+    flops = lora_flops_per_token(config, n_lora, seq)
+    dev = device_name()
+    what = f"{arch}, {variant}, batch {batch} x seq {seq}"
+    figures = [
+        figure("N", f"{what}: matmul weights N", flops["N"], "parameters"),
+        figure("N_lora", f"{what}: LoRA weights N_lora (r={cfg.train.lora_r}, all linear)", n_lora, "parameters",
+               "" if n_lora == lora_parameters(config, cfg.train.lora_r) else "differs from the analytic count"),
+        figure("static_memory_gib", f"{what}: weights + LoRA grads and Adam state (analytic, no activations)",
+               static_memory_gib(config, n_lora, qlora), "GiB"),
+        figure("flops_per_token", f"{what}: model FLOPs per token 4N + 6N_lora + 12Lhs",
+               float(flops["flops_per_token"]), "FLOP"),
+    ]
+    if measured is None:
+        figures += [figure(k, f"{what}: {label}", None, unit, not_measured) for k, label, unit in (
+            ("tokens_per_s", "training throughput", "tokens/s"), ("mfu", "MFU", "fraction of bf16 peak"),
+            ("peak_memory_gib", "peak GPU memory", "GiB"))]
+    else:
+        mfu = measured["tokens_per_s"] * flops["flops_per_token"] / (peak * 1e12) if peak else None
+        mem_label = "peak GPU memory allocated" if device == "cuda" else "peak resident memory of the process"
+        figures += [
+            figure("tokens_per_s", f"{what}: training throughput on {dev}", measured["tokens_per_s"], "tokens/s"),
+            figure("mfu", f"{what}: MFU", round(mfu, 4) if mfu is not None else None, "fraction of bf16 peak",
+                   f"peak {peak:g} TFLOP/s" if peak else
+                   ("a CPU has no bf16 tensor-core peak: MFU is a GPU figure" if device == "cpu"
+                    else f"unknown GPU {dev}: no bf16 peak in lora_step.PEAK_BF16_TFLOPS (or pass --peak-tflops)")),
+            figure("peak_memory_gib", f"{what}: {mem_label}", measured["peak_memory_gib"], "GiB"),
+        ]
+    settings = {"arch": arch, "profile": cfg.profile, "variant": variant, "batch": batch, "seq": seq,
+                "gradient_checkpointing": cfg.train.gradient_checkpointing, "quantization": cfg.model.quantization,
+                "double_quant": cfg.model.double_quant, "dtype": cfg.model.dtype, "device": device,
+                "attn_implementation": cfg.model.attn_implementation, "steps": steps, "warmup": warmup,
+                "lora_r": cfg.train.lora_r, "peak_tflops": peak, "parameters_total": counts["parameters_total"],
+                "linear_4bit_modules": counts["linear_4bit_modules"]}
+    return make_record("lora_step", f"lora_step-{arch}-{variant}-b{batch}-s{seq}", command, figures,
+                       settings, flops=flops, measured=measured, **extra)
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
@@ -182,8 +273,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
     import torch
 
-    from radis_utils import models
-    from radis_utils.config import apply_runtime, device_name, load_profile
+    from radis_utils.config import apply_runtime, device_name
 
     config = arch_config(args.arch)
     device = args.device
@@ -195,63 +285,23 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     if device == "cuda" and torch.cuda.device_count() > 1:
         raise SystemExit("lora_step measures one GPU (the Trainer would wrap several in DataParallel): "
                          "run it with CUDA_VISIBLE_DEVICES=0")
-    profile = "qlora" if args.qlora else "a100"
-    base = load_profile(profile)
-    batch = args.batch or base.train.per_device_batch
-    ckpt = args.qlora or args.grad_ckpt
-    variant = "qlora" if args.qlora else ("lora-ckpt" if ckpt else "lora")
     dtype = "bfloat16" if device in ("cuda", "meta") else "float32"  # bf16 is the paper's; CPUs run fp32
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        cfg = load_profile(profile, train__per_device_batch=batch, train__effective_batch=batch,
-                           train__gradient_checkpointing=ckpt, train__max_length=args.seq,
-                           model__dtype=dtype, runtime__runs_dir=str(workdir))
+        cfg = step_config(args.qlora, args.batch, args.seq, args.grad_ckpt, dtype, workdir)
         apply_runtime(cfg)  # seeds, quiet loading
-        model = build_model(args.arch, cfg, device, workdir)
-        n_total = sum(p.numel() for p in model.parameters()) if not args.qlora or device == "meta" else None
-        model = models.add_lora(cfg, model)
-        n_lora = models.trainable_parameters(model)["trainable"]
-        n_4bit = sum(type(m).__module__.startswith("bitsandbytes") for m in model.modules())
-        flops = lora_flops_per_token(config, n_lora, args.seq)
+        model, counts = prepare(args.arch, cfg, device, workdir)
         measured = None
         if device != "meta":
-            measured = run_steps(model, cfg, batch, args.seq, config.vocab_size, args.steps, args.warmup, workdir,
-                                 device)
-    dev = device_name()
-    peak = args.peak_tflops or (peak_tflops(dev) if device == "cuda" else None)
-    what = f"{args.arch}, {variant}, batch {batch} x seq {args.seq}"
+            from radis_utils.train import SpanCollator
+
+            features = synthetic_features(cfg.train.per_device_batch * (args.steps + args.warmup), args.seq,
+                                          config.vocab_size)
+            measured = run_steps(model, cfg, features, SpanCollator(0), args.steps, args.warmup, workdir, device)
+    peak = args.peak_tflops or (peak_tflops(device_name()) if device == "cuda" else None)
     not_measured = NO_GPU.format(command=command.replace(" --device meta", ""))
-    figures = [
-        figure("N", f"{what}: matmul weights N", flops["N"], "parameters"),
-        figure("N_lora", f"{what}: LoRA weights N_lora (r={cfg.train.lora_r}, all linear)", n_lora, "parameters",
-               "" if n_lora == lora_parameters(config, cfg.train.lora_r) else "differs from the analytic count"),
-        figure("static_memory_gib", f"{what}: weights + LoRA grads and Adam state (analytic, no activations)",
-               static_memory_gib(config, n_lora, args.qlora), "GiB"),
-        figure("flops_per_token", f"{what}: model FLOPs per token 4N + 6N_lora + 12Lhs",
-               float(flops["flops_per_token"]), "FLOP"),
-    ]
-    if measured is None:
-        figures += [figure(k, f"{what}: {label}", None, unit, not_measured) for k, label, unit in (
-            ("tokens_per_s", "training throughput", "tokens/s"), ("mfu", "MFU", "fraction of bf16 peak"),
-            ("peak_memory_gib", "peak GPU memory", "GiB"))]
-    else:
-        mfu = measured["tokens_per_s"] * flops["flops_per_token"] / (peak * 1e12) if peak else None
-        mem_label = "peak GPU memory allocated" if device == "cuda" else "peak resident memory of the process"
-        figures += [
-            figure("tokens_per_s", f"{what}: training throughput on {dev}", measured["tokens_per_s"], "tokens/s"),
-            figure("mfu", f"{what}: MFU", round(mfu, 4) if mfu is not None else None, "fraction of bf16 peak",
-                   f"peak {peak:g} TFLOP/s" if peak else
-                   ("a CPU has no bf16 tensor-core peak: MFU is a GPU figure" if device == "cpu"
-                    else "unknown GPU: pass --peak-tflops")),
-            figure("peak_memory_gib", f"{what}: {mem_label}", measured["peak_memory_gib"], "GiB"),
-        ]
-    settings = {"arch": args.arch, "profile": profile, "variant": variant, "batch": batch, "seq": args.seq,
-                "gradient_checkpointing": ckpt, "quantization": cfg.model.quantization,
-                "double_quant": cfg.model.double_quant, "dtype": dtype, "device": device,
-                "steps": args.steps, "warmup": args.warmup, "lora_r": cfg.train.lora_r,
-                "peak_tflops": peak, "parameters_total": n_total, "linear_4bit_modules": n_4bit}
-    record = make_record("lora_step", f"lora_step-{args.arch}-{variant}-b{batch}-s{args.seq}", command, figures,
-                         settings, flops=flops, measured=measured)
+    record = step_record(args.arch, cfg, device, counts, measured, command, args.steps, args.warmup, peak,
+                         not_measured)
     print_figures(record)
     print(f"wrote {write_record(record, args.records_dir)}")
     return record

@@ -2,6 +2,8 @@
 
 The chapter reads ``benchmarks/records/*.json``; ``collect`` runs the CPU-sized commands into a
 scratch folder when their records are missing, so the chapter always has something measured.
+The GPU rows (``python -m benchmarks.gpu``) show their latest record, or "not measured" with the
+reason the last GPU run gave (or that no GPU was lent yet) where a row has none.
 """
 
 from __future__ import annotations
@@ -91,21 +93,21 @@ def _gib(v: float) -> str:
 def lora_table(records: Sequence[dict[str, Any]]) -> Any:
     """One row per LoRA-step configuration: counts, FLOPs/token, and what was measured where.
 
-    A configuration measured on a GPU hides its unmeasured (``meta``) record; the paper-scale
-    rows that were never run show the command that measures them.
+    A configuration run on a GPU (measured, or out of memory) hides its ``meta`` record; the
+    paper-scale rows that were never run show the command that measures them.
     """
     import pandas as pd
 
     steps = [r for r in records if r["benchmark"] == "lora_step"]
-    measured = {r["name"] for r in steps if r.get("measured")}
-    kept = [r for r in steps if r.get("measured") or r["name"] not in measured]
+    ran = {r["name"] for r in steps if r["settings"]["device"] != "meta"}  # measured, or tried (out of memory)
+    kept = [r for r in steps if r["settings"]["device"] != "meta" or r["name"] not in ran]
     rows = []
     for rec in sorted(kept, key=lambda r: (r["settings"]["arch"] == "tiny", r["name"])):
         s, m = rec["settings"], rec.get("measured")
         mfu = _value(rec, "mfu")
         rows.append({
             "arch": s["arch"], "variant": s["variant"], "batch × seq": f"{s['batch']} × {s['seq']}",
-            "device": rec["device"] if m else "none (meta: shapes only)",
+            "device": rec["device"] if s["device"] != "meta" else "none (meta: shapes only)",
             "N (matmul)": _count(rec["flops"]["N"]), "N_lora": _count(rec["flops"]["N_lora"]),
             "GFLOP / token": f"{rec['flops']['flops_per_token'] / 1e9:.4g}",
             "weights + adapter state (analytic)": _gib(_value(rec, "static_memory_gib")),
@@ -173,11 +175,16 @@ def _measured(record: dict[str, Any]) -> bool:
 
 
 def commands(records: Sequence[dict[str, Any]]) -> dict[str, list[str]]:
-    """``{"measured": [...], "need a GPU": [...]}``: the command of every record, and the
-    paper-scale commands that no record has measured yet."""
+    """``{"measured": [...], "need a GPU": [...]}``: the command of every record, and the GPU
+    command (while a row of it has no record) and paper-scale commands that nothing has measured yet."""
     measured = {r["name"] for r in records if _measured(r)}
     done = sorted({r["command"] for r in records if _measured(r) and "--records-dir" not in r["command"]})
-    todo = [f"python -m benchmarks.lora_step {a}" for name, a in PAPER_SCALE_STEPS if name not in measured]
+    gpu_rows = {gpu_row_of(r) for r in gpu_records(records)}
+    from benchmarks.gpu import GPU_PLAN, rows
+
+    todo = [f"{GPU_COMMAND}  # every GPU row at once, ≤ 8 min on one H100/H200"
+            ] if set(rows(GPU_PLAN)) - gpu_rows else []
+    todo += [f"python -m benchmarks.lora_step {a}" for name, a in PAPER_SCALE_STEPS if name not in measured]
     if "generation-mistral_7b_v02" not in measured:
         todo.append(f"python -m benchmarks.generation {PAPER_SCALE_GENERATION}")
     return {"measured": done, "need a GPU": todo}
@@ -196,3 +203,118 @@ def training_cost(records: Sequence[dict[str, Any]], arch: str = "mistral_7b_v02
     flops = epochs * tokens * step["flops"]["flops_per_token"]
     return {"tokens_per_epoch": tokens, "epochs": epochs, "flops": flops,
             "gpu_hours_at_100pct_mfu": flops / (peak_tflops * 1e12) / 3600}
+
+
+# --- the GPU command's rows (python -m benchmarks.gpu) ------------------------------------------
+
+GPU_COMMAND = "python -m benchmarks.gpu"
+NOT_LENT = f"not measured — no GPU was lent yet; run `{GPU_COMMAND}` on one H100/H200 (≤ 8 min)"
+#: Which row of the GPU command makes each goal's record.
+GOAL_ROWS = {"lora_mfu": "lora", "qlora_peak_memory": "qlora", "batching_speedup": "batching",
+             "vllm_speedup": "generation", "gpu_budget": "the whole command"}
+
+
+def gpu_records(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The records written by the GPU command itself (its dry runs left out), oldest first."""
+    found = [r for r in records if r.get("command", "").startswith(GPU_COMMAND)
+             and not r.get("settings", {}).get("dry_run")]
+    return sorted(found, key=lambda r: r.get("created", ""))
+
+
+def gpu_row_of(record: dict[str, Any]) -> str | None:
+    """The GPU command's row that wrote ``record`` (``lora-<arch>``, ``batching``, ...)."""
+    bench, s = record["benchmark"], record.get("settings", {})
+    if bench == "lora_step":
+        return "qlora" if s.get("variant") == "qlora" else f"lora-{s.get('arch')}"
+    return {"batching": "batching", "generation": "generation", "pipeline": "smol"}.get(bench)
+
+
+def _latest_run(records: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
+    runs = [r for r in gpu_records(records) if r["benchmark"] == "gpu_run"]
+    return runs[-1] if runs else None
+
+
+def _why_not(records: Sequence[dict[str, Any]], row: str) -> str:
+    """Why a GPU row has no record: what the last GPU run said about it, else that none ran yet."""
+    run = _latest_run(records)
+    said = next((r for r in (run or {}).get("rows", []) if r["row"] == row or r["row"].startswith(row + "-")), None)
+    if said is None:
+        return NOT_LENT
+    return f"not measured — {said['status']} on {run['device']} ({run['created'][:10]}): {said['line']}"
+
+
+def gpu_rows_table(records: Sequence[dict[str, Any]]) -> Any:
+    """One line per row of the GPU command: the records it wrote and where, or why there is none."""
+    import pandas as pd
+
+    from benchmarks.gpu import GPU_PLAN, rows
+
+    mine = gpu_records(records)
+    out = []
+    for row in rows(GPU_PLAN):
+        got = [r for r in mine if gpu_row_of(r) == row]
+        out.append({"row": row, "device": got[-1]["device"] if got else "—",
+                    "measured": got[-1]["created"][:10] if got else "—",
+                    "records": ", ".join(sorted({r["name"] for r in got})) if got else _why_not(records, row)})
+    return pd.DataFrame(out).set_index("row")
+
+
+def goals_table(records: Sequence[dict[str, Any]]) -> Any:
+    """Issue 17's goals: the latest GPU measurement of each (per architecture) and whether it is met."""
+    import pandas as pd
+
+    from benchmarks.goals import GOALS
+
+    mine = [r for r in gpu_records(records) if r.get("goal")]
+    out = []
+    for key, goal in GOALS.items():
+        latest: dict[str, dict[str, Any]] = {}
+        for rec in (r for r in mine if r["goal"]["key"] == key):
+            latest[rec["settings"].get("arch", "")] = rec
+        base = {"goal": goal.what, "target": f"{goal.op} {goal.target:g} {goal.unit}"}
+        if not latest:
+            out.append({**base, "measured": "—", "verdict": _why_not(records, GOAL_ROWS[key].split()[0]),
+                        "device": "—"})
+        for arch, rec in sorted(latest.items()):
+            g = rec["goal"]
+            out.append({**base, "goal": goal.what + (f" ({arch})" if arch else ""),
+                        "measured": "—" if g["value"] is None else f"{g['value']:.4g} {goal.unit}",
+                        "verdict": g["by"] if g["met"] is not None else _note_of(rec), "device": rec["device"]})
+    return pd.DataFrame(out)
+
+
+def _note_of(rec: dict[str, Any]) -> str:
+    return next((f["note"] for f in rec["figures"] if f["value"] is None and f["note"]), "not measured")
+
+
+def batching_table(records: Sequence[dict[str, Any]]) -> Any:
+    """Real tokens/s and real/processed tokens per batching mode (the latest GPU record), or "not measured"."""
+    import pandas as pd
+
+    from benchmarks.batching import MODES
+
+    recs = [r for r in gpu_records(records) if r["benchmark"] == "batching"]
+    if not recs:
+        return pd.DataFrame([{"batches": m.replace("_", "-"), "real tokens/s": "—", "real / processed": "—",
+                              "vs random": "—", "note": _why_not(records, "batching")} for m in MODES])
+    rec = recs[-1]
+    value = {f["key"]: f for f in rec["figures"]}
+    out = []
+    for m in MODES:
+        tps, eff = value[f"{m}_tokens_per_s"], value[f"{m}_token_efficiency"]
+        ratio = value.get(f"{m}_vs_random", {}).get("value") if m != "random" else 1.0
+        out.append({"batches": m.replace("_", "-"), "real tokens/s": _fmt(tps["value"]),
+                    "real / processed": "—" if eff["value"] is None else f"{100 * eff['value']:.1f} %",
+                    "vs random": "—" if ratio is None else f"{ratio:.2f}x", "note": tps["note"]})
+    return pd.DataFrame(out)
+
+
+def pipeline_table(records: Sequence[dict[str, Any]], profile: str = "smol") -> Any:
+    """Wall time per stage of the profile's pipeline on the GPU (the latest record), or "not measured"."""
+    import pandas as pd
+
+    recs = [r for r in gpu_records(records) if r["benchmark"] == "pipeline" and r["settings"]["profile"] == profile]
+    if not recs:
+        return pd.DataFrame([{"stage": f"{profile} pipeline", "seconds": "—", "note": _why_not(records, "smol")}])
+    return pd.DataFrame([{"stage": f["label"].split(": ", 1)[-1], "seconds": _fmt(f["value"], ",.1f"),
+                          "note": f["note"]} for f in recs[-1]["figures"]])

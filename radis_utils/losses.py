@@ -103,8 +103,14 @@ def collate(examples: Sequence[Tokenized], pad_id: int) -> dict[str, torch.Tenso
 
 
 def token_losses(model: Any, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-token cross-entropy of each next-token prediction and the span of the predicted token."""
-    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    """Per-token cross-entropy of each next-token prediction and the span of the predicted token.
+
+    A padding-free batch (one row of concatenated conversations) has no attention mask but
+    ``position_ids`` that restart at every conversation; they are passed on to the model, without
+    a KV cache (transformers only masks packed conversations apart when there is none).
+    """
+    extra = {"position_ids": batch["position_ids"], "use_cache": False} if "position_ids" in batch else {}
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch.get("attention_mask"), **extra).logits
     labels = batch["labels"][:, 1:]
     losses = F.cross_entropy(logits[:, :-1].float().transpose(1, 2), labels, ignore_index=IGNORE,
                              reduction="none")

@@ -1,5 +1,6 @@
 """The benchmark commands run at tiny size on CPU and write their records (no assertion on speed)."""
 
+import importlib.util
 import json
 import random
 
@@ -12,13 +13,13 @@ RECORD_FIELDS = {"benchmark", "name", "device", "versions", "command", "created"
 no_gpu = pytest.mark.skipif(torch.cuda.is_available(), reason="on a GPU this would build the real 7B model")
 
 
-def check_record(record, records_dir, benchmark):
+def check_record(record, records_dir, benchmark, module=None):
     """The record on disk is the one returned, has every field, and every figure is well-formed."""
     path = common.record_path(record, records_dir)
     assert path.parent == records_dir and path.name.startswith(f"{record['name']}-")
     assert json.loads(path.read_text()) == record
     assert RECORD_FIELDS <= set(record) and record["benchmark"] == benchmark
-    assert record["command"].startswith(f"python -m benchmarks.{benchmark}")
+    assert record["command"].startswith(f"python -m benchmarks.{module or benchmark}")
     assert record["device"] and record["versions"]["torch"] != "-"
     for f in record["figures"]:
         assert set(f) == {"key", "label", "value", "unit", "note"}
@@ -162,3 +163,210 @@ def test_chapter_tables_read_the_committed_records(tmp_path):
     todo = report.commands(records)["need a GPU"]
     assert all(cmd.startswith("python -m benchmarks.") for cmd in todo)
     assert all(0 < ratio <= 1 for ratio in report.flop_table(records)["LoRA / full FT"])
+
+
+# --- the one GPU command (python -m benchmarks.gpu) -----------------------------------------------
+
+@pytest.fixture(scope="module")
+def gpu_dry_run(tmp_path_factory):
+    """One dry run of every row (CPU, tiny shapes): its run record and records by name."""
+    from benchmarks import gpu
+
+    before = {p.name: p.stat().st_mtime for p in common.RECORDS_DIR.glob("*.json")}
+    out = tmp_path_factory.mktemp("gpu-dry-run")
+    run = gpu.main(["--dry-run", "--records-dir", str(out)])
+    after = {p.name: p.stat().st_mtime for p in common.RECORDS_DIR.glob("*.json")}
+    assert after == before  # a dry run never writes into benchmarks/records/
+    return run, {r["name"]: r for r in common.read_records(out)}, out
+
+
+def test_gpu_dry_run_runs_every_row_and_records_it(gpu_dry_run):
+    run, records, out = gpu_dry_run
+    check_record(run, out, "gpu_run", "gpu")
+    status = {r["row"]: r["status"] for r in run["rows"]}
+    assert list(status) == ["lora-tiny", "batching", "generation", "qlora", "smol"]
+    expected_qlora = "done" if importlib.util.find_spec("bitsandbytes") else "skipped"
+    assert status == {"lora-tiny": "done", "batching": "done", "generation": "done", "qlora": expected_qlora,
+                      "smol": "done"}, run["rows"]
+    assert run["goal"]["key"] == "gpu_budget" and run["goal"]["met"] in (True, False)
+    for rec in records.values():
+        assert rec["command"].startswith("python -m benchmarks.gpu --dry-run") and rec["settings"]["dry_run"]
+    assert {"lora_step-tiny-lora-b4-s64", "lora_step-tiny-lora-ckpt-b4-s64", "batching-tiny-b4", "generation-tiny",
+            "pipeline-ci", "gpu_run"} <= set(records)
+    assert records["lora_step-tiny-lora-b4-s64"]["goal"]["key"] == "lora_mfu"
+    assert records["lora_step-tiny-lora-b4-s64"]["goal"]["met"] is None  # a CPU has no MFU
+
+
+def test_gpu_dry_run_batching_sees_the_same_conversations_three_ways(gpu_dry_run):
+    _, records, out = gpu_dry_run
+    rec = records["batching-tiny-b4"]
+    figures = check_record(rec, out, "batching", "gpu")
+    runs = rec["runs"]
+    assert set(runs) == {"random", "grouped", "padding_free"}
+    assert len({r["real_tokens"] for r in runs.values()}) == 1  # one epoch each over the same conversations
+    assert runs["padding_free"]["token_efficiency"] == 1.0 and runs["random"]["token_efficiency"] < 1.0
+    assert figures["padding_free_vs_random"]["value"] == pytest.approx(
+        runs["padding_free"]["real_tokens_per_s"] / runs["random"]["real_tokens_per_s"], rel=1e-2)
+    best = max(figures["grouped_vs_random"]["value"], figures["padding_free_vs_random"]["value"])
+    assert rec["goal"]["value"] == best and rec["goal"]["met"] == (best >= 1.8)
+
+
+def test_gpu_dry_run_pipeline_times_every_stage(gpu_dry_run):
+    _, records, out = gpu_dry_run
+    figures = check_record(records["pipeline-ci"], out, "pipeline", "gpu")
+    stages = records["pipeline-ci"]["stages"]
+    for method in ("vanilla", "seqkd", "sdft", "radis"):
+        assert f"train {method}" in stages and f"evaluate {method}" in stages
+    assert {"synthesis rationale", "synthesis seqkd", "synthesis sdft", "evaluate backbone"} <= set(stages)
+    assert figures["total_seconds"]["value"] == pytest.approx(sum(stages.values()), abs=0.2)
+
+
+def test_gpu_dry_run_generation_says_why_vllm_is_missing(gpu_dry_run):
+    _, records, _ = gpu_dry_run
+    rec = records["generation-tiny"]
+    figures = {f["key"]: f for f in rec["figures"]}
+    assert figures["hf_b4_tokens_per_s"]["value"] > 0
+    assert figures["vllm_vs_hf"]["value"] is None and "vLLM" in figures["vllm_vs_hf"]["note"]
+    assert rec["goal"]["key"] == "vllm_speedup" and rec["goal"]["by"] == "not measured"
+
+
+def test_gpu_tables_read_gpu_records_and_say_not_measured_otherwise(gpu_dry_run):
+    from benchmarks import report
+
+    _, records, _ = gpu_dry_run
+    dry = list(records.values())
+    assert report.gpu_records(dry) == []  # dry runs are never shown as GPU figures
+    table = report.gpu_rows_table(dry)
+    assert all("not measured" in text for text in table["records"])
+    assert all("not measured" in text for text in report.batching_table(dry)["note"])
+    as_gpu = [{**r, "command": "python -m benchmarks.gpu", "settings": {**r["settings"], "dry_run": False}}
+              for r in dry]
+    batching = report.batching_table(as_gpu)
+    assert list(batching["batches"]) == ["random", "grouped", "padding-free"]
+    assert all(v != "—" for v in batching["real tokens/s"])
+    pipeline = report.pipeline_table(as_gpu, profile="ci")
+    assert len(pipeline) == len(records["pipeline-ci"]["figures"]) and "—" not in list(pipeline["seconds"])
+    goals = report.goals_table(as_gpu)
+    assert set(goals["goal"].str.split(":").str[0]) >= {"bf16 LoRA r=16 step on a 7B shape"}
+    assert report.gpu_rows_table(as_gpu).loc["batching", "records"] == "batching-tiny-b4"
+
+
+def test_gpu_without_cuda_skips_every_row_with_one_line(tmp_path, capsys):
+    from benchmarks import gpu
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is here: the command would measure")
+    run = gpu.main(["--records-dir", str(tmp_path)])
+    printed = capsys.readouterr().out
+    assert all(r["status"] == "skipped" and "no CUDA GPU" in r["line"] for r in run["rows"])
+    assert [r["row"] for r in run["rows"]] == gpu.rows(gpu.GPU_PLAN)
+    lines = [line for line in printed.splitlines() if line.startswith("[")]
+    assert lines == [f"[{r}] skipped: {run['rows'][0]['line']}" for r in gpu.rows(gpu.GPU_PLAN)]
+    assert [p.name.split("-")[0] for p in tmp_path.glob("*.json")] == ["gpu_run"]
+
+
+def test_gpu_dry_run_never_writes_the_committed_records():
+    from benchmarks import gpu
+
+    with pytest.raises(SystemExit):
+        gpu.main(["--dry-run", "--records-dir", str(common.RECORDS_DIR)])
+    with pytest.raises(SystemExit):
+        gpu.main(["--only", "nonsense"])
+
+
+def test_an_isolated_row_is_stopped_at_its_cap(tmp_path, monkeypatch):
+    import sys
+    import time
+
+    from benchmarks import gpu
+
+    ctx = gpu.Context(tmp_path, tmp_path, "python -m benchmarks.gpu", dry_run=True)
+    pid_file = tmp_path / "grandchild.pid"
+    hang = ("import subprocess, sys, time; p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']);"
+            f"open({str(pid_file)!r}, 'w').write(str(p.pid)); print('started', flush=True); time.sleep(60)")
+    monkeypatch.setattr(gpu, "child_command", lambda row, ctx, status: [sys.executable, "-c", hang])
+    start = time.perf_counter()
+    result = gpu.run_isolated("qlora", gpu.DRY_PLAN, ctx, cap=3)
+    assert time.perf_counter() - start < 20
+    assert result["status"] == "timed out" and "3 s cap" in result["line"]
+    import os
+
+    with pytest.raises(ProcessLookupError):  # what the row started went with it
+        for _ in range(50):
+            os.kill(int(pid_file.read_text()), 0)
+            time.sleep(0.1)
+
+
+def test_an_isolated_row_reports_its_status_file(tmp_path, monkeypatch):
+    import sys
+
+    from benchmarks import gpu
+
+    ctx = gpu.Context(tmp_path, tmp_path, "python -m benchmarks.gpu", dry_run=True)
+    done = ("import json, sys; json.dump({'row': 'smol', 'status': 'skipped', 'line': 'why', 'seconds': 0, "
+            "'records': []}, open(sys.argv[1], 'w'))")
+    monkeypatch.setattr(gpu, "child_command", lambda row, ctx, status: [sys.executable, "-c", done, str(status)])
+    result = gpu.run_isolated("smol", gpu.DRY_PLAN, ctx, cap=30)
+    assert result["status"] == "skipped" and result["line"] == "why" and result["seconds"] > 0
+    crash = "import sys; print('boom', flush=True); sys.exit(3)"
+    monkeypatch.setattr(gpu, "child_command", lambda row, ctx, status: [sys.executable, "-c", crash])
+    result = gpu.run_isolated("smol", gpu.DRY_PLAN, ctx, cap=30)
+    assert result["status"] == "failed" and "code 3" in result["line"] and "boom" in result["line"]
+
+
+def test_goals_say_by_how_much_they_are_met_or_missed():
+    from benchmarks.goals import check
+
+    missed = check("lora_mfu", 0.36)
+    assert missed["met"] is False and missed["by"].startswith("missed by 0.09") and "80 % of the goal" in missed["by"]
+    met = check("qlora_peak_memory", 12.5)
+    assert met["met"] is True and met["by"].startswith("met with 3.5 to spare")
+    assert check("vllm_speedup", None) == {**check("vllm_speedup", None), "met": None, "by": "not measured"}
+    assert check("gpu_budget", 500, target=600)["met"] is True and check("gpu_budget", 500)["met"] is False
+
+
+def test_padding_free_batches_give_the_padded_loss():
+    from benchmarks import batching
+    from radis_utils.losses import span_losses
+    from radis_utils.train import SpanCollator
+
+    model = common.random_model("tiny", torch.float32, "cpu", "sdpa").train()
+    features = lora_step.varied_features([5, 17, 9, 30], 1024, seed=3)
+    flat = batching.FlatSpanCollator()(features)
+    assert flat["input_ids"].shape == (1, 61) and "attention_mask" not in flat
+    assert flat["position_ids"][0, 5].item() == 0 and flat["position_ids"][0, 21].item() == 16
+    with torch.no_grad():
+        packed, padded = span_losses(model, flat), span_losses(model, SpanCollator(0)(features))
+        alone = sum(float(span_losses(model, SpanCollator(0)([f]))["total_sum"]) for f in features)
+    assert int(packed["total_tokens"]) == int(padded["total_tokens"])
+    assert float(packed["total_sum"]) == pytest.approx(float(padded["total_sum"]), rel=1e-5)
+    assert float(packed["total_sum"]) == pytest.approx(alone, rel=1e-5)
+
+
+def test_alma_length_table_is_shipped_and_sampled():
+    from benchmarks import batching
+
+    table = batching.length_table()
+    assert table["conversations"] == sum(table["counts"].values()) > 100_000
+    drawn = batching.sample_lengths(table, 2000, seed=0, max_length=512)
+    assert drawn == batching.sample_lengths(table, 2000, seed=0, max_length=512)
+    assert max(drawn) <= 512 and min(drawn) >= min(map(int, table["counts"]))
+    median = sorted(drawn)[1000]
+    assert 60 < median < 160  # ALMA's conversations: median near 95 tokens with the stand-in tokenizer
+    with pytest.raises(FileNotFoundError, match="--write-lengths"):
+        batching.length_table(common.HERE / "no-such-table.json")
+
+
+def test_lora_table_shows_a_gpu_run_in_place_of_its_meta_record(gpu_dry_run):
+    from benchmarks import report
+
+    _, records, _ = gpu_dry_run
+    rec = records["lora_step-tiny-lora-b4-s64"]
+    oom = {**rec, "measured": None, "device": "1 x NVIDIA H200", "settings": {**rec["settings"], "device": "cuda"},
+           "figures": [{**f, "value": None, "note": "not measured — out of memory"} if f["key"] == "tokens_per_s"
+                       else f for f in rec["figures"]]}
+    meta = {**rec, "measured": None, "device": "CPU", "settings": {**rec["settings"], "device": "meta"}}
+    table = report.lora_table([meta, oom])
+    assert len(table) == 1 and table.iloc[0]["device"] == "1 x NVIDIA H200"
+    assert table.iloc[0]["tokens/s"] == "—" and "out of memory" in table.iloc[0]["note"]
+    assert report.lora_table([meta]).iloc[0]["device"] == "none (meta: shapes only)"
