@@ -149,6 +149,7 @@ class VLLMEngine:
                 "(needs an NVIDIA GPU), or set synthesis.engine: hf"
             ) from err
         self._vllm, self.tokenizer = vllm, tokenizer
+        llm_kwargs.setdefault("tokenizer_revision", llm_kwargs.get("revision"))  # vLLM's is separate
         self.llm = vllm.LLM(model=model_path, tokenizer=model_path, seed=seed,
                             tensor_parallel_size=tensor_parallel_size, **llm_kwargs)
 

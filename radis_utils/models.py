@@ -134,8 +134,9 @@ def quantization_config(cfg: Config) -> Any | None:
     )
 
 
-def load_model(cfg: Config, name_or_path: str | None = None, **kwargs: Any) -> Any:
-    """The backbone as a causal LM, in the profile's dtype/quantization, in eval mode."""
+def load_model(cfg: Config, name_or_path: str | None = None, quantize: bool = True, **kwargs: Any) -> Any:
+    """The backbone as a causal LM, in the profile's dtype/quantization, in eval mode
+    (``quantize=False``: unquantized, in the compute dtype, whatever the profile says)."""
     import transformers
     from transformers import AutoModelForCausalLM
 
@@ -148,7 +149,7 @@ def load_model(cfg: Config, name_or_path: str | None = None, **kwargs: Any) -> A
         "trust_remote_code": cfg.model.trust_remote_code,
         "attn_implementation": cfg.model.attn_implementation,
     }
-    quant = quantization_config(cfg)
+    quant = quantization_config(cfg) if quantize else None
     if quant is not None:
         options["quantization_config"] = quant
     options.update(kwargs)
@@ -184,6 +185,19 @@ def add_lora(cfg: Config, model: Any) -> Any:
     return get_peft_model(model, lora)
 
 
+def portable_base(name_or_path: str | None) -> str | None:
+    """How a saved adapter names its base: a hub id as it is; a folder inside the checkout
+    relative to the checkout's root (``runs/organism/<hash>/model``: still valid when ``runs/``
+    is moved or shared; ``resolve_backbone`` and ``from_pretrained`` run from the root read it);
+    any other folder by its absolute path."""
+    if not name_or_path or not Path(name_or_path).is_absolute():
+        return name_or_path
+    try:
+        return Path(name_or_path).resolve().relative_to(project_root().resolve()).as_posix()
+    except ValueError:
+        return name_or_path
+
+
 def trainable_parameters(model: Any) -> dict[str, int]:
     """Trainable and total parameter counts (LoRA adapters vs the whole model)."""
     params = list(model.parameters())
@@ -193,12 +207,15 @@ def trainable_parameters(model: Any) -> dict[str, int]:
 
 def load_adapter(cfg: Config, adapter_dir: str | Path, merge: bool = False, trainable: bool = False) -> Any:
     """The backbone with a trained adapter from ``save_pretrained``: merged into the weights if
-    asked, or with its LoRA parameters trainable (for gradients; eval mode either way)."""
+    asked, or with its LoRA parameters trainable (for gradients; eval mode either way).
+
+    A merge never goes into 4-bit weights: under QLoRA the base is reloaded unquantized, in the
+    compute dtype, and the adapter merged into that (unmerged, the base loads as trained)."""
     from peft import PeftModel
 
     adapter_dir = Path(adapter_dir)
     if not (adapter_dir / "adapter_config.json").is_file():
         raise BackboneError(f"{adapter_dir}: no adapter_config.json; train it first "
                             "(chapter 04, or `python -m radis_utils.train --profile ... --method ...`)")
-    model = PeftModel.from_pretrained(load_model(cfg), adapter_dir, is_trainable=trainable)
+    model = PeftModel.from_pretrained(load_model(cfg, quantize=not merge), adapter_dir, is_trainable=trainable)
     return (model.merge_and_unload() if merge else model).eval()

@@ -72,6 +72,26 @@ def chat_template_of(tokenizer: Any) -> str:
     return template
 
 
+#: LLaMA-Factory's ``template:`` per chat format, by the markers its Jinja template writes
+#: (names from LLaMA-Factory's ``data/template.py``; the first row that matches wins).
+LLAMA_FACTORY_TEMPLATES: tuple[tuple[tuple[str, ...], str], ...] = (
+    (("<|im_start|>", "Qwen"), "qwen"),
+    (("<|im_start|>",), "chatml"),
+    (("<|start_header_id|>",), "llama3"),
+    (("<start_of_turn>",), "gemma"),
+    (("[INST]", "<<SYS>>"), "llama2"),
+    (("[INST]",), "mistral"),
+)
+
+
+def llama_factory_template(chat_template: str) -> str | None:
+    """The LLaMA-Factory template that formats chats as ``chat_template`` does, or ``None``."""
+    for markers, name in LLAMA_FACTORY_TEMPLATES:
+        if all(m in chat_template for m in markers):
+            return name
+    return None
+
+
 def chat_prompt(tokenizer: Any, user: str) -> str:
     """The generation prompt for a plain request: user turn, then an open assistant turn."""
     chat_template_of(tokenizer)

@@ -179,11 +179,14 @@ def training_output(record: dict[str, Any]) -> str:
 ALPACA_COLUMNS = {"prompt": "instruction", "query": "input", "response": "output"}
 
 
-def export_llama_factory(records: Sequence[dict[str, Any]], out_dir: str | Path, name: str) -> Path:
+def export_llama_factory(records: Sequence[dict[str, Any]], out_dir: str | Path, name: str,
+                         template: str | None = None, backbone: str = "", note: str = "") -> Path:
     """Write ``<name>.json`` (alpaca: instruction/input/output) and register it in ``dataset_info.json``.
 
     ``instruction`` is the user turn ``x`` (instruction line + source), ``input`` is empty,
     ``output`` is ``training_output``. An existing ``dataset_info.json`` keeps its other entries.
+    ``<name>.README.md`` beside them says how to train on it: LLaMA-Factory's ``template``
+    for ``backbone``, or, when ``template`` is ``None``, that there is none (``note`` says why).
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -194,13 +197,33 @@ def export_llama_factory(records: Sequence[dict[str, Any]], out_dir: str | Path,
     info = json.loads(info_file.read_text(encoding="utf-8")) if info_file.is_file() else {}
     info[name] = {"file_name": data_file.name, "columns": dict(ALPACA_COLUMNS)}
     write_json(info_file, info)
+    write_text(out / f"{name}.README.md", _llama_factory_readme(name, len(rows), template, backbone, note))
     return data_file
+
+
+def _llama_factory_readme(name: str, rows: int, template: str | None, backbone: str, note: str) -> str:
+    """The README beside an export: what it holds and the training-config lines it needs."""
+    head = (f"# {name}: RaDis training data for LLaMA-Factory\n\n"
+            f"{rows} examples in the alpaca format (`{name}.json`, registered in `dataset_info.json`): "
+            "`instruction` is the user turn, `output` the assistant turn to learn (for rationale records "
+            "the reference translation, then the model's own rationale).\n\n")
+    if template is None:
+        return head + (f"There is no LLaMA-Factory template for this backbone ({backbone or 'unknown'}). "
+                       f"{note}\n")
+    return head + (f"Backbone: {backbone}. Train with its chat format, LLaMA-Factory's `{template}` "
+                   "template, e.g. in the training YAML:\n\n"
+                   f"```yaml\ndataset: {name}\ndataset_dir: <this folder>\ntemplate: {template}\n```\n")
 
 
 def write_json(path: Path, data: Any, indent: int = 2) -> None:
     """Write ``data`` as JSON atomically (a temporary file, then a rename): a crash leaves the old
     file or the new one, never half of one. Creates the parent folder."""
+    write_text(path, json.dumps(data, ensure_ascii=False, indent=indent) + "\n")
+
+
+def write_text(path: Path, text: str) -> None:
+    """Write ``text`` (UTF-8) atomically, as ``write_json`` does; for JSON Lines and READMEs."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, ensure_ascii=False, indent=indent) + "\n", encoding="utf-8")
+    tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)

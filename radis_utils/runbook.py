@@ -14,10 +14,11 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 from .config import QUIET_ENV, project_root
 
@@ -44,21 +45,81 @@ def chapters(notebook_dir: Path, only: list[str] | None = None) -> list[Path]:
     return found
 
 
-def execute_chapter(notebook: Path, out_dir: Path, profile: str, cwd: Path) -> ChapterRun:
-    """Run one chapter with ``PROFILE=profile``; the executed copy lands in ``out_dir``."""
+#: How the chapter kernel talks to papermill. Over TCP (Jupyter's default) ipykernel warns
+#: "Kernel is running over TCP without encryption" once per chapter; a local run needs no
+#: network port, so POSIX systems use IPC (Unix sockets), which carries no such warning.
+KERNEL_TRANSPORT = "ipc" if os.name == "posix" else "tcp"
+
+
+def execute_chapter(notebook: Path, out_dir: Path, profile: str, cwd: Path,
+                    heartbeat_s: float = 30.0) -> ChapterRun:
+    """Run one chapter with ``PROFILE=profile``; the executed copy lands in ``out_dir``.
+
+    Every ``heartbeat_s`` seconds (0: never) a line says how long it has run, and which cell."""
     import papermill as pm
+    from traitlets.config import Config as TraitletsConfig
 
     out_dir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
+    beat = Heartbeat(notebook.stem, code_cells(notebook) + 1, heartbeat_s)  # + papermill's parameters
     try:
-        with kernel_environment():
+        with kernel_environment(), beat:
             pm.execute_notebook(
                 str(notebook), str(out_dir / notebook.name), parameters={"PROFILE": profile},
                 cwd=str(cwd), progress_bar=False, log_output=False, kernel_name="python3",
+                on_cell_start=beat.cell_started,
+                config=TraitletsConfig({"KernelManager": {"transport": KERNEL_TRANSPORT}}),
             )
     except Exception as err:  # papermill raises PapermillExecutionError with the cell's traceback
         return ChapterRun(notebook.name, False, time.perf_counter() - start, _short(err))
     return ChapterRun(notebook.name, True, time.perf_counter() - start)
+
+
+def code_cells(notebook: Path) -> int:
+    """How many code cells ``notebook`` has."""
+    cells = json.loads(Path(notebook).read_text(encoding="utf-8")).get("cells", [])
+    return sum(c.get("cell_type") == "code" for c in cells)
+
+
+def duration(seconds: float) -> str:
+    """``42 s``, ``2 min 30 s``."""
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes} min {secs} s" if minutes else f"{secs} s"
+
+
+class Heartbeat:
+    """Prints ``chapter <name>: running, 2 min 30 s, cell 7/21`` every ``every`` seconds while
+    its ``with`` block runs (a daemon thread); ``cell_started`` is nbclient's cell-start hook."""
+
+    def __init__(self, name: str, cells: int, every: float) -> None:
+        self.name, self.cells, self.every = name, cells, every
+        self.cell, self.start = 0, time.perf_counter()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def cell_started(self, cell: Any, cell_index: int, **_: Any) -> None:
+        if cell.get("cell_type") == "code":
+            self.cell += 1
+
+    def line(self) -> str:
+        elapsed = duration(time.perf_counter() - self.start)
+        where = f"cell {self.cell}/{self.cells}" if self.cell else "starting its kernel"
+        return f"         chapter {self.name}: running, {elapsed}, {where}"
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            print(self.line(), flush=True)
+
+    def __enter__(self) -> "Heartbeat":
+        self.start = time.perf_counter()
+        if self.every > 0:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
 
 
 #: What the chapter kernels see: no progress bars in rendered pages, and figures shown inline
@@ -83,11 +144,14 @@ def kernel_environment(values: dict[str, str] = KERNEL_ENV) -> Iterator[None]:
 
 
 def execute_chapters(notebook_dir: Path, out_dir: Path, profile: str, cwd: Path,
-                     only: list[str] | None = None) -> list[ChapterRun]:
+                     only: list[str] | None = None, heartbeat_s: float = 30.0) -> list[ChapterRun]:
     """Run every chapter in order (a failure does not stop the others) and report each."""
     runs = []
+    if KERNEL_TRANSPORT == "tcp":  # no IPC here: say once what the kernels' warning means
+        print("note: chapter kernels talk to this job over TCP on this machine; ipykernel's "
+              "'running over TCP without encryption' warning for each is expected", flush=True)
     for nb in chapters(notebook_dir, only):
-        run = execute_chapter(nb, out_dir, profile, cwd)
+        run = execute_chapter(nb, out_dir, profile, cwd, heartbeat_s)
         status = "ok" if run.ok else "FAILED"
         print(f"[{status:>6}] {run.name:<32} {run.seconds:7.1f} s {run.error}", flush=True)
         runs.append(run)
@@ -137,11 +201,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--root", type=Path, default=None, help="book root (default: project root)")
     parser.add_argument("--only", nargs="*", help="chapter name prefixes, e.g. 00 03")
     parser.add_argument("--no-build", action="store_true", help="execute chapters only")
+    parser.add_argument("--heartbeat", type=float, default=30.0, metavar="SECONDS",
+                        help="print a progress line this often while a chapter runs (0: never)")
     args = parser.parse_args(argv)
 
     root = (args.root or project_root()).resolve()
     out_dir = root / "book" / "chapters"
-    runs = execute_chapters(root / "notebooks", out_dir, args.profile, cwd=root, only=args.only)
+    runs = execute_chapters(root / "notebooks", out_dir, args.profile, cwd=root, only=args.only,
+                            heartbeat_s=args.heartbeat)
     failed = [r for r in runs if not r.ok]
     if failed:
         print(f"{len(failed)} chapter(s) failed: {', '.join(r.name for r in failed)}", file=sys.stderr)

@@ -21,7 +21,9 @@ from typing import Any, Sequence
 from . import records as rec
 from .engines import Completion, Decoding, Engine, LazyEngine, make_engine
 from .config import progress
-from .prompts import chat_prompt, chat_template_of, continuation_prompt, end_of_turn_tokens
+from .prompts import (
+    chat_prompt, chat_template_of, continuation_prompt, end_of_turn_tokens, llama_factory_template,
+)
 
 KINDS = rec.KINDS
 
@@ -295,3 +297,25 @@ def synthesize_for_profile(cfg: Any, kind: str, examples: Sequence[Any], model: 
     report = synthesize(examples, kind, LazyEngine(cfg.synthesis.engine, build_engine), tokenizer, path,
                         model_name=cfg.model.backbone, decoding=Decoding.from_config(cfg.synthesis), **kwargs)
     return path, report
+
+
+#: Why the organism's export names no LLaMA-Factory template.
+ORGANISM_EXPORT_NOTE = (
+    "The model organism chats in a format made up for this book (`<s><|user|> x <|assistant|> y </s>` "
+    "over its own word-level tokenizer), which none of LLaMA-Factory's registered templates writes; "
+    "it is trained by `radis_utils.train`. To use this file with LLaMA-Factory anyway, register a "
+    "template that reproduces that format, or export a profile with a real chat backbone.")
+
+
+def export_llama_factory(cfg: Any, records: Sequence[dict[str, Any]], out_dir: str | Path, name: str,
+                         tokenizer: Any) -> Path:
+    """``records.export_llama_factory`` with its README naming LLaMA-Factory's ``template:`` for the
+    profile's backbone (from the tokenizer's chat template; none for the organism)."""
+    if cfg.model.backbone == "organism":
+        template, note = None, ORGANISM_EXPORT_NOTE
+    else:
+        template = llama_factory_template(chat_template_of(tokenizer))
+        note = ("Its chat template matches none that this book recognises (ChatML, Qwen, Llama-2, "
+                "Llama-3, Mistral, Gemma): pick the LLaMA-Factory template that writes the same format.")
+    return rec.export_llama_factory(records, out_dir, name, template=template, backbone=cfg.model.backbone,
+                                    note=note)

@@ -295,11 +295,10 @@ def train(cfg: Config, method: str, seed: int = 0, examples: Sequence[Any] | Non
     start = time.time()
     result = trainer.train(resume_from_checkpoint=str(last) if last else None)
     seconds = time.time() - start
+    save_adapter(trainer, tokenizer, out)  # every process: under FSDP the gather is collective
     if trainer.is_world_process_zero():
-        trainer.model.save_pretrained(out)
-        tokenizer.save_pretrained(out)
-        if cfg.train.merge:
-            trainer.model.merge_and_unload().save_pretrained(out / "merged")
+        if cfg.train.merge:  # from the saved adapter: the trained model stays as it is
+            models.load_adapter(cfg, out, merge=True).save_pretrained(out / "merged")
             tokenizer.save_pretrained(out / "merged")
         summary = {
             "key": key, "method": method, "seed": seed, "profile": cfg.profile,
@@ -316,6 +315,23 @@ def train(cfg: Config, method: str, seed: int = 0, examples: Sequence[Any] | Non
         }
         write_json(out / "summary.json", summary)
     return out
+
+
+def save_adapter(trainer: Any, tokenizer: Any, out: Path) -> None:
+    """Write the adapter to ``out``; call on every process (PEFT's FSDP recipe).
+
+    Under FSDP the adapter is gathered as a full state dict (a collective every rank joins),
+    then written once by the main process; it names its base portably (``models.portable_base``).
+    """
+    if trainer.is_fsdp_enabled:
+        trainer.accelerator.state.fsdp_plugin.set_state_dict_type("FULL_STATE_DICT")
+    trainer.save_model(str(out))
+    if trainer.is_world_process_zero():
+        tokenizer.save_pretrained(out)
+        config_file = out / "adapter_config.json"
+        config = json.loads(config_file.read_text(encoding="utf-8"))
+        config["base_model_name_or_path"] = models.portable_base(config.get("base_model_name_or_path"))
+        write_json(config_file, config)
 
 
 def last_checkpoint(folder: Path, marker: str = "trainer_state.json") -> Path | None:

@@ -126,3 +126,24 @@ def test_environment_report():
     cfg = load_profile("ci")
     report = models.environment_report(cfg)
     assert "profile      : ci" in report and "torch" in report and models.config_hash(cfg) in report
+
+
+def test_merging_never_goes_into_4bit_weights(tiny_backbone, tmp_path):
+    """A QLoRA adapter merges into the base reloaded unquantized (compute dtype), not into nf4."""
+    pytest.importorskip("bitsandbytes")
+    from bitsandbytes.nn import Linear4bit
+    from peft import LoraConfig, get_peft_model
+
+    plain = load_profile("ci", model__backbone=str(tiny_backbone))
+    torch.manual_seed(0)
+    lora = get_peft_model(models.load_model(plain), LoraConfig(r=4, target_modules="all-linear",
+                                                               init_lora_weights=False))
+    lora.save_pretrained(tmp_path / "adapter")
+    qlora = load_profile("qlora", model__backbone=str(tiny_backbone), model__dtype="float32")
+    merged = models.load_adapter(qlora, tmp_path / "adapter", merge=True)
+    assert not any(isinstance(m, Linear4bit) for m in merged.modules()) and merged.dtype == torch.float32
+    expected = models.load_adapter(plain, tmp_path / "adapter", merge=True)
+    ids = torch.tensor([[1, 2, 3, 4]])
+    assert torch.allclose(merged(input_ids=ids).logits, expected(input_ids=ids).logits, atol=1e-5)
+    as_trained = models.load_adapter(qlora, tmp_path / "adapter")  # unmerged: still the 4-bit base
+    assert any(isinstance(m, Linear4bit) for m in as_trained.modules())

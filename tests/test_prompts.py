@@ -104,3 +104,13 @@ def test_token_roles_mark_instruction_and_reference(tok):
     assert "".join(t for t, r in roles if r == "reference").strip() == REFERENCE
     assert roles[-1][1] == "reference"
     assert {"template", "instruction", "reference"} <= {r for _, r in roles}
+
+
+def test_llama_factory_template_follows_the_chat_format():
+    """LLaMA-Factory's ``template:`` names (its data/template.py) for the formats we recognise."""
+    name = prompts.llama_factory_template
+    assert [name(CHAT_FORMATS[s][0]) for s in ("llama2", "mistral", "chatml")] == ["llama2", "mistral", "chatml"]
+    assert name("{{ '<|im_start|>system\\nYou are Qwen, created by Alibaba Cloud.<|im_end|>' }}") == "qwen"
+    assert name("{{ '<|start_header_id|>' + m['role'] + '<|end_header_id|>' }}") == "llama3"
+    assert name("{{ '<start_of_turn>user\\n' + m['content'] }}") == "gemma"
+    assert name("{{ '<|user|> ' + m['content'] }}") is None  # e.g. the organism's own format

@@ -93,3 +93,24 @@ def test_chapter_kernels_show_figures_inline_even_under_agg(monkeypatch):
         assert os.environ["MPLBACKEND"] == "module://matplotlib_inline.backend_inline"
         assert os.environ["RADIS_QUIET"] == "1"
     assert os.environ["MPLBACKEND"] == "Agg" and "RADIS_QUIET" not in os.environ
+
+
+def test_a_long_chapter_shows_a_progress_line_and_the_kernel_warns_nothing(tmp_path, capfd):
+    """A heartbeat while a chapter runs; no 'running over TCP without encryption' from the kernel."""
+    import re
+
+    write_chapter(tmp_path / "notebooks" / "00_slow.ipynb", "import time\ntime.sleep(1.5)")
+    runs = runbook.execute_chapters(tmp_path / "notebooks", tmp_path / "out", "ci", cwd=tmp_path,
+                                    heartbeat_s=0.4)
+    out, err = capfd.readouterr()
+    assert runs[0].ok, runs[0].error
+    beats = [line for line in out.splitlines() if "chapter 00_slow: running" in line]
+    # code cells: PROFILE, papermill's injected parameters, the sleep
+    assert beats and re.fullmatch(r"\s*chapter 00_slow: running, \d+ s, cell 3/3", beats[-1]), out
+    assert "without encryption" not in out + err
+
+
+def test_durations_read_in_minutes_and_seconds():
+    assert runbook.duration(42.4) == "42 s"
+    assert runbook.duration(150) == "2 min 30 s"
+    assert runbook.duration(3600 + 61) == "61 min 1 s"

@@ -150,6 +150,18 @@ def test_vllm_engine_maps_decoding_and_prompts(tiny, monkeypatch):
     assert calls["prompts"][0]["prompt_token_ids"] == tok(prompt, add_special_tokens=False)["input_ids"]
 
 
+
+def test_vllm_loads_the_tokenizer_at_the_model_revision(tiny, monkeypatch):
+    """``vllm.LLM`` takes ``tokenizer_revision`` apart from ``revision``: a pinned model needs both."""
+    calls = {}
+    monkeypatch.setitem(sys.modules, "vllm", types.SimpleNamespace(LLM=lambda **kw: calls.update(kw),
+                                                                   SamplingParams=dict))
+    VLLMEngine("org/model", tiny[1], revision="abc123")
+    assert calls["tokenizer"] == "org/model" and calls["revision"] == calls["tokenizer_revision"] == "abc123"
+    calls.clear()
+    make_engine(load_profile("a100", synthesis__engine="vllm", model__revision="def456"), None, tiny[1])
+    assert calls["revision"] == calls["tokenizer_revision"] == "def456"
+
 # --- prompts and post-processing ----------------------------------------------------------
 
 def test_prompt_per_kind(tiny):
@@ -360,6 +372,44 @@ def test_llama_factory_export(tmp_path):
     assert info["radis_ci"] == {"file_name": "radis_ci.json",
                                 "columns": {"prompt": "instruction", "query": "input", "response": "output"}}
 
+
+
+@pytest.mark.parametrize("style, template", [("llama2", "llama2"), ("mistral", "mistral"), ("chatml", "chatml")])
+def test_llama_factory_export_names_the_template_for_the_backbone(style, template, tmp_path):
+    from radis_utils import synthesis
+
+    base = {"direction": "de-en", "source": "s", "model": "m", "decoding": {}, "created": "", "flags": []}
+    records = [{**base, "id": "a", "instruction": "Translate.\ns", "reference": "Y.", "target_kind": "rationale",
+                "text": "Note r."}]
+    cfg = load_profile("ci", model__backbone="someone/chat-model")
+    path = synthesis.export_llama_factory(cfg, records, tmp_path, "radis_x", demo_chat_tokenizer(style))
+    assert path == tmp_path / "radis_x.json"
+    readme = (tmp_path / "radis_x.README.md").read_text()
+    assert f"template: {template}\n" in readme and "dataset: radis_x\n" in readme
+    assert "someone/chat-model" in readme
+
+
+def test_llama_factory_export_of_the_organism_says_there_is_no_template(tmp_path):
+    from radis_utils import synthesis
+    from radis_utils.organism import World
+    from radis_utils.organism.tokenizer import build_tokenizer
+
+    base = {"direction": "en-sy", "source": "s", "model": "m", "decoding": {}, "created": "", "flags": []}
+    records = [{**base, "id": "a", "instruction": "x", "reference": "y", "target_kind": "rationale", "text": "r"}]
+    synthesis.export_llama_factory(load_profile("ci"), records, tmp_path, "radis_ci", build_tokenizer(World(0)))
+    readme = (tmp_path / "radis_ci.README.md").read_text()
+    assert "template:" not in readme and "no LLaMA-Factory template" in readme and "organism" in readme
+
+
+def test_one_atomic_json_writer():
+    """``records.write_json`` is the package's one JSON writer (temporary file, then rename)."""
+    import re
+
+    package = ROOT / "radis_utils"
+    hand_rolled = re.compile(r'\+ "\.tmp"|write_text\(json\.dumps|json\.dump\(')
+    found = sorted(p.relative_to(package).as_posix() for p in package.rglob("*.py")
+                   if hand_rolled.search(p.read_text(encoding="utf-8")))
+    assert found == ["records.py"], f"write JSON with records.write_json, not by hand: {found}"
 
 # --- the model organism (slow: builds it when not cached) ---------------------------------
 

@@ -194,3 +194,105 @@ def test_cli_runs_under_accelerate_launch_with_two_processes(backbone, tmp_path)
     summary = json.loads((tmp_path / "ci" / "adapters" / "vanilla-seed0" / "summary.json").read_text())
     assert summary["steps"] == 2 and summary["processes"] == 2
     assert summary["gradient_accumulation_steps"] == 2  # 16 = 4 per device × 2 processes × 2
+
+
+# --- saving under accelerate (issue 14) ------------------------------------------------------
+# FSDP itself cannot run on CPU here: accelerate (1.15) turns FSDP on only for GPU-like
+# distributed types (a CPU run under `accelerate launch` is MULTI_CPU) and its FSDP plugin asks
+# for an accelerator device when `fsdp_sync_module_states` is on. So these tests check the
+# state-dict setting and that every process takes part in the save, not a real FSDP run.
+
+def test_fsdp_config_gathers_a_full_state_dict_as_peft_recipe_does(root):
+    from accelerate.commands.config.config_args import ClusterConfig
+
+    config = ClusterConfig.from_yaml_file(str(root / "configs" / "accelerate" / "fsdp.yaml"))
+    assert config.fsdp_config["fsdp_state_dict_type"] == "FULL_STATE_DICT"
+
+
+def test_every_process_takes_part_in_saving_the_adapter(backbone, tmp_path, monkeypatch):
+    """Under FSDP, gathering the adapter is a collective: a save on rank 0 alone hangs."""
+    saves = []
+    save_model = train.SpanTrainer.save_model
+
+    def spy(self, output_dir=None, _internal_call=False):
+        if not _internal_call:  # checkpoints call it too
+            saves.append(output_dir)
+        return save_model(self, output_dir, _internal_call)
+
+    monkeypatch.setattr(train.SpanTrainer, "save_model", spy)
+    monkeypatch.setattr(train.SpanTrainer, "is_world_process_zero", lambda self: False)  # rank 1
+    cfg = tiny_cfg(backbone, tmp_path, train__max_steps=1, train__save_steps=100)
+    out = train.train(cfg, "vanilla", seed=0)
+    assert saves == [str(out)]
+    assert train.read_summary(out) is None  # the summary is rank 0's alone
+
+
+def test_under_fsdp_the_adapter_is_gathered_in_full_then_saved(tmp_path):
+    import types
+
+    log = []
+    plugin = types.SimpleNamespace(set_state_dict_type=log.append)
+    trainer = types.SimpleNamespace(
+        is_fsdp_enabled=True, accelerator=types.SimpleNamespace(state=types.SimpleNamespace(fsdp_plugin=plugin)),
+        save_model=lambda path: log.append(("save_model", path)), is_world_process_zero=lambda: False)
+    train.save_adapter(trainer, None, tmp_path)  # rank 1: no tokenizer to write
+    assert log == ["FULL_STATE_DICT", ("save_model", str(tmp_path))]
+
+
+def test_merge_leaves_the_trained_model_alone_and_matches_the_adapter(backbone, tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    cfg = tiny_cfg(backbone, tmp_path, train__max_steps=2, train__save_steps=100, train__merge=True)
+    out = train.train(cfg, "vanilla", seed=0)
+    params = train.read_summary(out)["parameters"]
+    assert 0 < params["trainable"] < params["total"]  # counted on the LoRA model, not a merged one
+    merged = AutoModelForCausalLM.from_pretrained(out / "merged")
+    tuned = models.load_adapter(cfg, out)
+    ids = torch.tensor([[1, 2, 3, 4]])
+    assert torch.allclose(merged(input_ids=ids).logits, tuned(input_ids=ids).logits, atol=1e-4)
+    assert getattr(merged.config, "quantization_config", None) is None
+
+
+def test_a_moved_runs_folder_still_loads_its_adapter_with_plain_peft(backbone, tmp_path, monkeypatch):
+    """The adapter names its base relative to the checkout (``runs/organism/...``), not by an
+    absolute path into it. ``AutoPeftModelForCausalLM`` hands that name to ``from_pretrained``,
+    which resolves it against the working directory: it loads from the folder holding ``runs/``.
+    ``PeftModel.from_pretrained(base, adapter_dir)`` ignores the name and loads from anywhere."""
+    import shutil
+
+    from peft import AutoPeftModelForCausalLM, PeftModel
+    from transformers import AutoModelForCausalLM
+
+    checkout = tmp_path / "checkout"
+    (checkout / "radis_utils").mkdir(parents=True)
+    (checkout / "_config.yml").write_text("title: t\n")
+    shutil.copytree(backbone, checkout / "runs" / "organism" / "tiny" / "model")  # as the organism's cache
+    monkeypatch.chdir(checkout)
+    cfg = load_profile("ci", model__backbone=str(checkout / "runs" / "organism" / "tiny" / "model"),
+                       runtime__runs_dir="runs", data__max_train_pairs=16, train__max_steps=1,
+                       train__per_device_batch=16, train__effective_batch=16, train__save_steps=100)
+    out = train.train(cfg, "vanilla", seed=0)
+    assert out == checkout / "runs" / "ci" / "adapters" / "vanilla-seed0"
+    stored = json.loads((out / "adapter_config.json").read_text())["base_model_name_or_path"]
+    assert stored == "runs/organism/tiny/model"
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    shutil.move(str(checkout / "runs"), str(elsewhere / "runs"))
+    shutil.rmtree(checkout)
+    monkeypatch.chdir(elsewhere)
+    adapter = "runs/ci/adapters/vanilla-seed0"
+    auto = AutoPeftModelForCausalLM.from_pretrained(adapter)
+    plain = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(stored), adapter)
+    ids = torch.tensor([[1, 2, 3, 4]])
+    assert torch.allclose(auto(input_ids=ids).logits, plain(input_ids=ids).logits)
+
+
+def test_adapters_name_their_base_portably(tmp_path, monkeypatch):
+    checkout = tmp_path / "checkout"
+    (checkout / "radis_utils").mkdir(parents=True)
+    (checkout / "_config.yml").write_text("title: t\n")
+    monkeypatch.chdir(checkout)
+    assert models.portable_base("mistralai/Mistral-7B-Instruct-v0.2") == "mistralai/Mistral-7B-Instruct-v0.2"
+    assert models.portable_base(str(checkout / "runs" / "organism" / "x" / "model")) == "runs/organism/x/model"
+    outside = str(tmp_path / "models" / "llama")  # not in the checkout: moving runs/ leaves it valid
+    assert models.portable_base(outside) == outside

@@ -27,6 +27,8 @@ import uuid
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
+from ..records import write_json, write_text
+
 # --- GSM8K (lm-evaluation-harness) -----------------------------------------------------------
 
 #: The GSM8K variant: lm-eval's ``gsm8k_cot_zeroshot`` (all 1,319 test problems, zero-shot,
@@ -215,13 +217,6 @@ def read_mtbench_questions(path: str | Path) -> list[dict[str, Any]]:
     return questions
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
-
-
 def write_mtbench_answers(path: str | Path, model_id: str, answers: Sequence[Mapping[str, Any]],
                           tstamp: float | None = None) -> Path:
     """FastChat's ``model_answer/<model_id>.jsonl`` from ``[{"question_id", "turns": [...]}]``."""
@@ -240,7 +235,7 @@ def write_mtbench_answers(path: str | Path, model_id: str, answers: Sequence[Map
             "tstamp": time.time() if tstamp is None else tstamp,
         }, ensure_ascii=False))
     path = Path(path)
-    _write_atomic(path, "".join(line + "\n" for line in lines))
+    write_text(path, "".join(line + "\n" for line in lines))
     return path
 
 
@@ -257,7 +252,7 @@ def write_alpacaeval_outputs(path: str | Path, generator: str, rows: Sequence[Ma
             record["dataset"] = row.get("dataset", dataset)
         records.append(record)
     path = Path(path)
-    _write_atomic(path, json.dumps(records, ensure_ascii=False, indent=2) + "\n")
+    write_json(path, records)
     return path
 
 

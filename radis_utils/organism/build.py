@@ -24,6 +24,7 @@ from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
 
 from radis_utils.config import Config, ConfigError
 from radis_utils.prompts import INSTRUCTIONS
+from radis_utils.records import write_json
 
 from .skills import score_general, score_translation
 from .tokenizer import build_tokenizer
@@ -223,8 +224,8 @@ def _write_organism(cfg: OrganismConfig, out: Path) -> None:
     start = time.perf_counter()
     scores = base_scores(model, tokenizer, cfg)
     scores["eval_seconds"] = round(time.perf_counter() - start, 1)
-    _write_json(out / "train_log.json", log)
-    _write_json(out / "base_scores.json", scores)
+    write_json(out / "train_log.json", log)
+    write_json(out / "base_scores.json", scores)
     meta = {
         "config": cfg.to_dict(), "config_hash": cfg.config_hash(),
         "world_version": WORLD_VERSION, "train_seconds": round(seconds, 1),
@@ -233,7 +234,7 @@ def _write_organism(cfg: OrganismConfig, out: Path) -> None:
                      "python": platform.python_version()},
         "world": {k: v for k, v in World(cfg.world_seed).describe().items() if k != "examples"},
     }
-    _write_json(out / "organism.json", meta)
+    write_json(out / "organism.json", meta)
 
 
 def _portable_tokenizer_config(out: Path) -> None:
@@ -245,7 +246,7 @@ def _portable_tokenizer_config(out: Path) -> None:
     extra = config.pop("extra_special_tokens", None)  # a list in 5.x, a dict in 4.x: use the old key
     if isinstance(extra, list):
         config["additional_special_tokens"] = extra
-    _write_json(path, config)
+    write_json(path, config)
 
 
 def _move_into_place(tmp: Path, final: Path) -> None:
@@ -256,7 +257,3 @@ def _move_into_place(tmp: Path, final: Path) -> None:
     except OSError:
         if not is_complete(final):  # another builder won the race with a complete copy
             raise
-
-
-def _write_json(path: Path, data: Any) -> None:
-    path.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
