@@ -159,7 +159,7 @@ def test_vllm_loads_the_tokenizer_at_the_model_revision(tiny, monkeypatch):
     VLLMEngine("org/model", tiny[1], revision="abc123")
     assert calls["tokenizer"] == "org/model" and calls["revision"] == calls["tokenizer_revision"] == "abc123"
     calls.clear()
-    make_engine(load_profile("a100", synthesis__engine="vllm", model__revision="def456"), None, tiny[1])
+    make_engine(load_profile("a100", synthesis__engine="vllm", model__revision="def456"), "org/model", tiny[1])
     assert calls["revision"] == calls["tokenizer_revision"] == "def456"
 
 # --- prompts and post-processing ----------------------------------------------------------
