@@ -200,7 +200,18 @@ def export_llama_factory(records: Sequence[dict[str, Any]], out_dir: str | Path,
 def write_json(path: Path, data: Any, indent: int = 2) -> None:
     """Write ``data`` as JSON atomically (a temporary file, then a rename): a crash leaves the old
     file or the new one, never half of one. Creates the parent folder."""
+    write_text_atomic(path, json.dumps(data, ensure_ascii=False, indent=indent) + "\n")
+
+
+def write_jsonl(path: Path, rows: Sequence[Any]) -> None:
+    """Write ``rows`` as JSON Lines atomically (as ``write_json``)."""
+    write_text_atomic(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename (creates the folder)."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, ensure_ascii=False, indent=indent) + "\n", encoding="utf-8")
+    tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
