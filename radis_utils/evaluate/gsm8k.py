@@ -32,7 +32,8 @@ OFFLINE_ENV = {"HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1"}
 
 
 def lm_eval_task_file(test_file: Path, out_dir: Path) -> Path:
-    """Write our task YAML (lm-eval's ``VARIANT`` config on ``test_file``) and return its path."""
+    """Write our task YAML (lm-eval's ``VARIANT`` config on ``test_file``, its ``datasets`` cache
+    under ``out_dir``) and return its path."""
     import lm_eval
 
     base = Path(lm_eval.__file__).parent / "tasks" / "gsm8k" / f"{VARIANT.replace('_', '-')}.yaml"
@@ -45,6 +46,7 @@ def lm_eval_task_file(test_file: Path, out_dir: Path) -> Path:
     path.write_text(
         f"include: {base}\ntask: {TASK}\ntag: []\ndataset_path: json\ndataset_name: null\n"
         f"dataset_kwargs:\n  data_files:\n    test: {Path(test_file).resolve()}\n"
+        f"  cache_dir: {(Path(out_dir) / 'datasets_cache').resolve()}\n"
         "training_split: null\nfewshot_split: null\n", encoding="utf-8")
     return path
 
