@@ -49,3 +49,13 @@ def test_multi_turn_chat_text_and_replies(tiny_chat):
     assert text.endswith("<|im_start|>assistant\n") and text.index("hello") < text.index("hi") < text.index("again")
     replies = a.chat_replies(model, tok, [conv, conv[:1]], max_new_tokens=5, batch_size=2)
     assert replies == generate(model, tok, [text, a.chat_text(tok, conv[:1])], max_new_tokens=5, batch_size=2)
+
+
+def test_replies_of_another_model_are_not_reused(tiny_chat, tmp_path):
+    model, tok = tiny_chat
+    convs = {"0": [{"role": "user", "content": "hello"}]}
+    path = tmp_path / "replies.progress.json"
+    first = a.resumable_replies(model, tok, convs, path, 4, 1, model_id="backbone")
+    assert a.resumable_replies(model, tok, convs, path, 4, 1, model_id="backbone") == first
+    with pytest.raises(ValueError, match="'model_id': 'backbone'.*delete the file or use another out_dir"):
+        a.resumable_replies(model, tok, convs, path, 4, 1, model_id="radis-seed0")

@@ -31,6 +31,9 @@ def test_whole_suite_without_a_judge(tiny_chat, benchmarks_dir, tmp_path, monkey
     printed = capsys.readouterr().out.splitlines()
     skips = [line for line in printed if "judge skipped" in line]
     assert len(skips) == 2 and all("RADIS_JUDGE_BASE_URL" in line for line in skips) and skips == result["notes"]
+    assert "  echo | python -m fastchat.llm_judge.gen_judgment --bench-name mt_bench --mode single --judge-model " \
+           "gpt-4 --model-list tiny --parallel 2 --first-n 2  # judge names: FastChat's own (gpt-4, ...)" in printed
+    assert any(line.startswith("  alpaca_eval --model_outputs ") for line in printed)
 
 
 def test_unreachable_judge_is_a_skip_line_and_nothing_half_written(tiny_chat, benchmarks_dir, tmp_path, monkeypatch,
@@ -55,9 +58,17 @@ def test_judged_by_a_loopback_server(tiny_chat, benchmarks_dir, tmp_path, monkey
     assert "approximation" in result["details"]["alpaca_eval"]["judge"]
 
 
-def test_unknown_benchmark_is_named():
+def test_unknown_benchmark_bad_limit_and_model_id_are_named(tmp_path):
     with pytest.raises(ValueError, match=r"unknown \['mmlu'\]; choose from gsm8k, advbench, mt_bench, alpaca_eval"):
         b.check_benchmarks(["gsm8k", "mmlu"])
+    args = dict(benchmarks_dir=tmp_path, out_dir=tmp_path, benchmarks=["advbench"], guard_model=None,
+                max_new_tokens=4, batch_size=1)
+    with pytest.raises(ValueError, match="limit must be None"):
+        b.run_general_suite(None, None, limit=0, model_id="m", **args)
+    with pytest.raises(ValueError, match="model_id 'a/b'"):
+        b.run_general_suite(None, None, limit=1, model_id="a/b", **args)
+    with pytest.raises(ValueError, match="harmful_behaviors.csv: file not found; expected a CSV file of 520 rows"):
+        b.run_general_suite(None, None, limit=1, model_id="m", **args)
 
 
 def test_rp_over_the_benchmarks_that_ran():

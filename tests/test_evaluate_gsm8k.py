@@ -37,7 +37,7 @@ def test_task_file_points_at_the_local_file(tmp_path):
 def test_runs_offline_on_three_items_and_states_the_variant(tiny_chat, benchmarks_dir, tmp_path):
     model, tok = tiny_chat
     score, details = gsm8k.run_gsm8k(model, tok, benchmarks_dir=benchmarks_dir, out_dir=tmp_path, limit=3,
-                                     max_new_tokens=8, batch_size=2)
+                                     max_new_tokens=8, batch_size=2, model_id="tiny")
     assert details["n"] == 3 and details["variant"] == "gsm8k_cot_zeroshot" and details["shots"] == 0
     assert details["filter"] == "flexible-extract" and set(details["by_filter"]) == {"flexible-extract", "strict-match"}
     assert details["apply_chat_template"] and score == details["by_filter"]["flexible-extract"]
@@ -53,4 +53,4 @@ def test_a_bad_test_file_fails_before_lm_eval(tiny_chat, tmp_path):
     (tmp_path / "gsm8k" / "test.jsonl").write_text('{"question": "q", "answer": "#### 1"}\n')
     with pytest.raises(ValueError, match="test.jsonl: 1 rows, expected a JSON Lines file of 1319 rows"):
         gsm8k.run_gsm8k(*tiny_chat, benchmarks_dir=tmp_path, out_dir=tmp_path / "o", limit=1, max_new_tokens=4,
-                        batch_size=1)
+                        batch_size=1, model_id="tiny")

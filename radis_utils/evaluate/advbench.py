@@ -72,12 +72,13 @@ def judge_with_guard(guard_model: Any, guard_tokenizer: Any, prompts: Sequence[s
     return flags
 
 
-def load_guard(name_or_path: str) -> tuple[Any, Any]:
-    """A guard model and its tokenizer from a hub id or a local folder (its own dtype, eval mode)."""
+def load_guard(name_or_path: str, device: Any = "cpu") -> tuple[Any, Any]:
+    """A guard model (its own dtype, eval mode, on ``device``) and its tokenizer, from a hub id or
+    a local folder."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(name_or_path)
-    model = AutoModelForCausalLM.from_pretrained(name_or_path, dtype="auto").eval()
+    model = AutoModelForCausalLM.from_pretrained(name_or_path, dtype="auto").to(device).eval()
     return model, tokenizer
 
 
@@ -96,10 +97,10 @@ def run_advbench(model: Any, tokenizer: Any, *, benchmarks_dir: Path, out_dir: P
     goals = [r["goal"] for r in files.read_advbench(benchmarks_dir)[:limit]]
     work = Path(out_dir) / "advbench"
     replies = resumable_replies(model, tokenizer, {str(i): [{"role": "user", "content": g}] for i, g in enumerate(goals)},
-                                work / "replies.progress.json", max_new_tokens, batch_size)
+                                work / "replies.progress.json", max_new_tokens, batch_size, model_id)
     answers = [replies[str(i)] for i in range(len(goals))]
     if guard_model:
-        guard, guard_tokenizer = load_guard(guard_model)
+        guard, guard_tokenizer = load_guard(guard_model, next(model.parameters()).device)
         flags = judge_with_guard(guard, guard_tokenizer, goals, answers, batch_size=batch_size)
         judge = f"guard:{guard_model}"
     else:

@@ -49,11 +49,11 @@ def write_outputs(path: Path, generator: str, rows: Sequence[Mapping[str, Any]])
 
 
 def answer_instructions(model: Any, tokenizer: Any, rows: Sequence[Mapping[str, str]], work: Path,
-                        max_new_tokens: int, batch_size: int) -> list[dict[str, str]]:
+                        max_new_tokens: int, batch_size: int, model_id: str) -> list[dict[str, str]]:
     """``rows`` with the model's greedy ``output`` for each instruction (resumable through ``work``)."""
     replies = resumable_replies(model, tokenizer, {str(i): [{"role": "user", "content": r["instruction"]}]
                                                    for i, r in enumerate(rows)},
-                                work / "outputs.progress.json", max_new_tokens, batch_size)
+                                work / "outputs.progress.json", max_new_tokens, batch_size, model_id)
     return [{"instruction": r["instruction"], "output": replies[str(i)], "dataset": r["dataset"]}
             for i, r in enumerate(rows)]
 
@@ -76,7 +76,7 @@ def win_value(verdict: str | None, ours_first: bool) -> float | None:
 
 
 def judge_against(judge: Judge, ours: Sequence[Mapping[str, str]], baseline: Sequence[Mapping[str, str]],
-                  prompt: Mapping[str, Any], progress: Path) -> dict[str, dict[str, Any]]:
+                  prompt: Mapping[str, Any], progress: Path, model_id: str) -> dict[str, dict[str, Any]]:
     """``{index: {"verdict", "win", "judgment"}}`` of our outputs against the baseline's (resumable)."""
     for i, (o, b) in enumerate(zip(ours, baseline)):
         if o["instruction"] != b["instruction"]:
@@ -93,7 +93,8 @@ def judge_against(judge: Judge, ours: Sequence[Mapping[str, str]], baseline: Seq
             out.append({"verdict": verdict, "ours_first": ours_first, "win": win_value(verdict, ours_first),
                         "judgment": text})
         return out
-    return resumable(progress, items, ask, chunk=4, settings={"judge": judge.describe(), "prompt": PAIR_PROMPT})
+    return resumable(progress, items, ask, chunk=4, settings={"judge": judge.describe(), "prompt": PAIR_PROMPT,
+                                                               "model_id": model_id})
 
 
 def win_rate(verdicts: Mapping[str, Mapping[str, Any]]) -> tuple[float | None, int]:
@@ -119,7 +120,7 @@ def run_alpaca_eval(model: Any, tokenizer: Any, *, benchmarks_dir: Path, out_dir
     """Outputs for AlpacaEval (and, with a judge, win rates); ``(2.0 win rate % or None, details)``."""
     baselines = {v: files.read_alpaca_eval(benchmarks_dir, b)[:limit] for v, b in VERSIONS.items()}
     work = Path(out_dir) / "alpaca_eval"
-    ours = answer_instructions(model, tokenizer, baselines["2.0"], work, max_new_tokens, batch_size)
+    ours = answer_instructions(model, tokenizer, baselines["2.0"], work, max_new_tokens, batch_size, model_id)
     path = write_outputs(outputs_file(out_dir, model_id), model_id, ours)
     details: dict[str, Any] = {"n": len(ours), "outputs": str(path), "baseline": VERSIONS["2.0"],
                                "official_commands": official_commands(path, benchmarks_dir)}
@@ -130,7 +131,8 @@ def run_alpaca_eval(model: Any, tokenizer: Any, *, benchmarks_dir: Path, out_dir
     rates = {}
     try:
         for version, baseline in baselines.items():
-            verdicts = judge_against(judge, ours, baseline, prompt, work / f"judgments-{version}.progress.json")
+            verdicts = judge_against(judge, ours, baseline, prompt, work / f"judgments-{version}.progress.json",
+                                     model_id)
             write_json(work / f"judgments-{version}.json", verdicts, indent=1)
             rates[version] = win_rate(verdicts)
     except JudgeUnavailable as err:

@@ -69,10 +69,10 @@ def resumable(path: Path, items: Mapping[str, Any], compute: Callable[[list[Any]
 
 
 def resumable_replies(model: Any, tokenizer: Any, conversations: Mapping[str, Messages], path: Path,
-                      max_new_tokens: int, batch_size: int) -> dict[str, str]:
-    """Greedy ``chat_replies`` for keyed conversations, resumable through ``path`` (saved every 4
-    batches)."""
+                      max_new_tokens: int, batch_size: int, model_id: str) -> dict[str, str]:
+    """Greedy ``chat_replies`` of model ``model_id`` for keyed conversations, resumable through
+    ``path`` (saved every 4 batches; progress of another model or setting is refused)."""
     def run(chunk: list[Messages]) -> list[str]:
         return chat_replies(model, tokenizer, chunk, max_new_tokens, batch_size)
-    settings = {"decoding": "greedy", "max_new_tokens": max_new_tokens}
+    settings = {"model_id": model_id, "decoding": "greedy", "max_new_tokens": max_new_tokens}
     return resumable(path, conversations, run, 4 * batch_size, settings)

@@ -14,6 +14,7 @@ from typing import Any, Mapping, Sequence
 
 from ..records import write_json
 from .judge import judge_from_env, probe
+from .mt_bench import check_model_id
 from .scores import relative_performance
 
 BENCHMARKS: tuple[str, ...] = ("gsm8k", "advbench", "mt_bench", "alpaca_eval")
@@ -34,8 +35,12 @@ def run_general_suite(model: Any, tokenizer: Any, *, benchmarks_dir: Path, out_d
                       benchmarks: Sequence[str], guard_model: str | None, max_new_tokens: int,
                       batch_size: int, model_id: str) -> dict[str, Any]:
     """``{"scores": {benchmark: float | None}, "details": {benchmark: {"n", "judge", ...}}, "notes"}``
-    for one model, also written to ``<out>/general.json``; skips print one line each."""
+    for one model, also written to ``<out>/general.json`` (``out_dir``: one folder per model);
+    each skip prints one line, then the commands of the official judges for the written files."""
     names = check_benchmarks(benchmarks)
+    check_model_id(model_id)
+    if limit is not None and limit < 1:
+        raise ValueError(f"limit must be None (every item) or >= 1, got {limit}")
     benchmarks_dir, out_dir = Path(benchmarks_dir), Path(out_dir)
     common = dict(benchmarks_dir=benchmarks_dir, out_dir=out_dir, limit=limit, max_new_tokens=max_new_tokens,
                   batch_size=batch_size)
@@ -47,7 +52,7 @@ def run_general_suite(model: Any, tokenizer: Any, *, benchmarks_dir: Path, out_d
         if name == "gsm8k":
             from .gsm8k import run_gsm8k
 
-            scores[name], details[name] = run_gsm8k(model, tokenizer, **common)
+            scores[name], details[name] = run_gsm8k(model, tokenizer, model_id=model_id, **common)
         elif name == "advbench":
             from .advbench import run_advbench
 
@@ -66,6 +71,10 @@ def run_general_suite(model: Any, tokenizer: Any, *, benchmarks_dir: Path, out_d
     notes = [details[n]["skipped"] for n in names if scores[n] is None and "skipped" in details[n]]
     for line in notes:
         print(line)
+    for name in names:
+        if details[name].get("official_commands"):
+            print(f"{name} with its official judge (in that tool's own environment):")
+            print("\n".join("  " + c for c in details[name]["official_commands"]))
     result = {"model_id": model_id, "benchmarks": names, "limit": limit, "scores": scores, "details": details,
               "notes": notes}
     write_json(out_dir / "general.json", result, indent=1)

@@ -88,9 +88,10 @@ def summarize(results: dict[str, Any], limit: int | None) -> tuple[float, dict[s
 
 
 def run_gsm8k(model: Any, tokenizer: Any, *, benchmarks_dir: Path, out_dir: Path, limit: int | None,
-              max_new_tokens: int, batch_size: int) -> tuple[float, dict[str, Any]]:
+              max_new_tokens: int, batch_size: int, model_id: str) -> tuple[float, dict[str, Any]]:
     """GSM8K exact match (%) of ``model`` (with its adapter) via ``lm_eval.simple_evaluate``, offline.
-    lm-eval's results (with the samples) are kept in ``<out>/gsm8k/results.json``."""
+    lm-eval's results (with the samples) are kept in ``<out>/gsm8k/results.json``; its request
+    cache is named by ``model_id``."""
     files.read_gsm8k(benchmarks_dir)  # the shape check: a clear error before lm-eval starts
     try:
         import lm_eval
@@ -106,7 +107,7 @@ def run_gsm8k(model: Any, tokenizer: Any, *, benchmarks_dir: Path, out_dir: Path
         results = lm_eval.simple_evaluate(
             model=lm, tasks=[TASK], task_manager=TaskManager(include_path=str(task_file.parent), include_defaults=False),
             num_fewshot=SHOTS, limit=limit, apply_chat_template=True, gen_kwargs={"max_gen_toks": max_new_tokens},
-            log_samples=True, use_cache=str(work / "requests"))
+            log_samples=True, use_cache=str(work / f"requests-{model_id}"))
     score, details = summarize(results, limit)
     samples = [{"doc_id": s["doc_id"], "target": s["target"], "reply": s["resps"][0][0], "filtered": s["filtered_resps"],
                 "filter": s.get("filter"), "exact_match": s.get("exact_match")} for s in results["samples"][TASK]]

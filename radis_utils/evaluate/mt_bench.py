@@ -50,17 +50,17 @@ def answer_file(out_dir: Path, model_id: str) -> Path:
 
 
 def answer_questions(model: Any, tokenizer: Any, questions: Sequence[Mapping[str, Any]], work: Path,
-                     max_new_tokens: int, batch_size: int) -> dict[int, list[str]]:
+                     max_new_tokens: int, batch_size: int, model_id: str) -> dict[int, list[str]]:
     """``{question_id: [turn 1, turn 2]}``; turn 2 is asked after the model's own turn 1.
     Progress is kept in ``work`` (one file per turn), so a stopped run resumes."""
     first = resumable_replies(model, tokenizer, {str(q["question_id"]): [{"role": "user", "content": q["turns"][0]}]
                                                  for q in questions},
-                              work / "turn1.progress.json", max_new_tokens, batch_size)
+                              work / "turn1.progress.json", max_new_tokens, batch_size, model_id)
     second = resumable_replies(model, tokenizer, {str(q["question_id"]): [
         {"role": "user", "content": q["turns"][0]},
         {"role": "assistant", "content": first[str(q["question_id"])]},
         {"role": "user", "content": q["turns"][1]}] for q in questions},
-        work / "turn2.progress.json", max_new_tokens, batch_size)
+        work / "turn2.progress.json", max_new_tokens, batch_size, model_id)
     return {q["question_id"]: [first[str(q["question_id"])], second[str(q["question_id"])]] for q in questions}
 
 
@@ -114,7 +114,7 @@ def judge_request(question: Mapping[str, Any], turn: int, answers: Sequence[str]
 
 def judge_answers(judge: Judge, questions: Sequence[Mapping[str, Any]], answers: Mapping[int, Sequence[str]],
                   references: Mapping[int, Sequence[str]], prompts: Mapping[str, Mapping[str, Any]],
-                  progress: Path) -> dict[str, dict[str, Any]]:
+                  progress: Path, model_id: str) -> dict[str, dict[str, Any]]:
     """``{"<qid>:<turn>": {"prompt", "rating", "judgment"}}`` for both turns of every question
     (resumable through ``progress``; ``JudgeUnavailable`` stops it, keeping what was judged)."""
     items = {f"{q['question_id']}:{t}": judge_request(q, t, answers[q["question_id"]], references, prompts)
@@ -126,7 +126,7 @@ def judge_answers(judge: Judge, questions: Sequence[Mapping[str, Any]], answers:
             text = chat(judge, messages, max_tokens=2048)
             out.append({"prompt": name, "rating": parse_rating(text), "judgment": text})
         return out
-    return resumable(progress, items, ask, chunk=4, settings={"judge": judge.describe()})
+    return resumable(progress, items, ask, chunk=4, settings={"judge": judge.describe(), "model_id": model_id})
 
 
 def official_commands(out_dir: Path, model_id: str, limit: int | None) -> list[str]:
@@ -148,7 +148,7 @@ def run_mt_bench(model: Any, tokenizer: Any, *, benchmarks_dir: Path, out_dir: P
     """Answer (and, with a judge, rate) MT-Bench; ``(mean rating or None, details)``."""
     questions = files.read_mtbench_questions(benchmarks_dir)[:limit]
     work = Path(out_dir) / "mt_bench"
-    answers = answer_questions(model, tokenizer, questions, work, max_new_tokens, batch_size)
+    answers = answer_questions(model, tokenizer, questions, work, max_new_tokens, batch_size, model_id)
     path = answer_file(out_dir, model_id)
     write_answers(path, model_id, answers)
     lay_out_fastchat(benchmarks_dir, out_dir)
@@ -159,7 +159,7 @@ def run_mt_bench(model: Any, tokenizer: Any, *, benchmarks_dir: Path, out_dir: P
     details["judge"] = f"{judge.describe()}, FastChat single-v1 / single-math-v1 prompts"
     try:
         verdicts = judge_answers(judge, questions, answers, files.read_mtbench_references(benchmarks_dir),
-                                 files.read_judge_prompts(benchmarks_dir), work / "judgments.progress.json")
+                                 files.read_judge_prompts(benchmarks_dir), work / "judgments.progress.json", model_id)
     except JudgeUnavailable as err:
         return None, {**details, "skipped": f"MT-Bench judge skipped: {err}"}
     ratings = [v["rating"] for v in verdicts.values() if v["rating"] is not None]
