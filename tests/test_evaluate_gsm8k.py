@@ -54,3 +54,22 @@ def test_a_bad_test_file_fails_before_lm_eval(tiny_chat, tmp_path):
     with pytest.raises(ValueError, match="test.jsonl: 1 rows, expected a JSON Lines file of 1319 rows"):
         gsm8k.run_gsm8k(*tiny_chat, benchmarks_dir=tmp_path, out_dir=tmp_path / "o", limit=1, max_new_tokens=4,
                         batch_size=1, model_id="tiny")
+
+
+def test_the_adapter_is_what_is_scored(tiny_backbone, benchmarks_dir, tmp_path):
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_backbone)
+    base = AutoModelForCausalLM.from_pretrained(tiny_backbone).eval()
+    lora = LoraConfig(r=4, lora_alpha=32, target_modules=["q_proj", "v_proj", "up_proj", "down_proj"],
+                      init_lora_weights=False)  # a non-zero update, so the adapter changes replies
+    args = dict(benchmarks_dir=benchmarks_dir, limit=2, max_new_tokens=8, batch_size=2)
+
+    def replies(model, out, model_id):
+        gsm8k.run_gsm8k(model, tok, out_dir=out, model_id=model_id, **args)
+        return [s["reply"] for s in json.loads((out / "gsm8k" / "results.json").read_text())["samples"]]
+
+    plain = replies(base, tmp_path / "base", "base")
+    adapted = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_backbone).eval(), lora).eval()
+    assert replies(adapted, tmp_path / "lora", "lora") != plain

@@ -27,18 +27,34 @@ def test_answer_file_is_fastchats_and_turn_two_sees_turn_one(tiny_chat, benchmar
     for r in lines:
         assert set(r) == {"question_id", "answer_id", "model_id", "choices", "tstamp"} and r["model_id"] == "tiny-radis"
         assert r["choices"][0]["index"] == 0 and len(r["choices"][0]["turns"]) == 2
-    # turn 2 is the model's reply to [q1, its own a1, q2]
-    model, tok = tiny_chat
-    q = [json.loads(line) for line in (benchmarks_dir / "mt_bench" / "question.jsonl").read_text().splitlines()][0]
-    t1, t2 = lines[0]["choices"][0]["turns"]
-    again = answering.chat_replies(model, tok, [[{"role": "user", "content": q["turns"][0]},
-                                                 {"role": "assistant", "content": t1},
-                                                 {"role": "user", "content": q["turns"][1]}]], 6, 1)
-    assert t2 == again[0]
     for rel in ("data/mt_bench/question.jsonl", "data/mt_bench/reference_answer/gpt-4.jsonl", "data/judge_prompts.jsonl"):
         assert (tmp_path / "fastchat" / rel).is_file()  # FastChat reads these relative to its cwd
     assert details["official_commands"][0] == f"cd {tmp_path / 'fastchat'}"
     assert "--model-list tiny-radis" in details["official_commands"][2] and "--first-n 2" in details["official_commands"][2]
+
+
+def test_turn_two_is_asked_after_the_models_own_turn_one(tiny_chat, benchmarks_dir, tmp_path):
+    from radis_utils import benchmark_files as bf
+
+    model, tok = tiny_chat
+    math = [q for q in bf.read_mtbench_questions(benchmarks_dir) if q["category"] == "math"][:2]  # greedy
+    answers = mt.answer_questions(model, tok, math, tmp_path, max_new_tokens=6, batch_size=2, model_id="tiny")
+    q = math[0]
+    t1, t2 = answers[q["question_id"]]
+    again = answering.chat_replies(model, tok, [[{"role": "user", "content": q["turns"][0]},
+                                                 {"role": "assistant", "content": t1},
+                                                 {"role": "user", "content": q["turns"][1]}]], 6, 1)
+    assert t2 == again[0]
+    assert answers == mt.answer_questions(model, tok, math, tmp_path, 6, 2, "tiny")  # resumed from progress
+
+
+def test_sampled_categories_are_seeded(tiny_chat, benchmarks_dir, tmp_path):
+    from radis_utils import benchmark_files as bf
+
+    writing = [q for q in bf.read_mtbench_questions(benchmarks_dir) if q["category"] == "writing"][:2]
+    assert mt.TEMPERATURES["writing"] == 0.7
+    runs = [mt.answer_questions(*tiny_chat, writing, tmp_path / str(i), 6, 2, "tiny") for i in range(2)]
+    assert runs[0] == runs[1] and (tmp_path / "0" / "turn1-t0.7.progress.json").is_file()
 
 
 def test_model_id_must_name_a_file():

@@ -1,4 +1,5 @@
-"""Greedy chat replies for the general benchmarks, kept resumable on disk.
+"""Chat replies for the general benchmarks (greedy unless a benchmark sets a temperature),
+kept resumable on disk.
 
 ``resumable`` is the one place a long benchmark job keeps its progress: a JSON map from item
 key to result, rewritten atomically (``records.write_json``) after every chunk, so a job that
@@ -26,10 +27,12 @@ def chat_text(tokenizer: Any, messages: Messages) -> str:
 
 
 def chat_replies(model: Any, tokenizer: Any, conversations: Sequence[Messages], max_new_tokens: int,
-                 batch_size: int) -> list[str]:
-    """Greedy replies (stripped) to each conversation, in input order."""
+                 batch_size: int, temperature: float = 0.0, seed: int = 0) -> list[str]:
+    """Replies (stripped) to each conversation, in input order: greedy at temperature 0, else
+    sampled at ``temperature`` (seeded by ``seed``)."""
     prompts = [chat_text(tokenizer, c) for c in conversations]
-    return generate(model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size)
+    return generate(model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size,
+                    do_sample=temperature > 0, temperature=temperature if temperature > 0 else 1.0, seed=seed)
 
 
 def load_progress(path: Path, settings: Mapping[str, Any]) -> dict[str, Any]:
@@ -69,10 +72,11 @@ def resumable(path: Path, items: Mapping[str, Any], compute: Callable[[list[Any]
 
 
 def resumable_replies(model: Any, tokenizer: Any, conversations: Mapping[str, Messages], path: Path,
-                      max_new_tokens: int, batch_size: int, model_id: str) -> dict[str, str]:
-    """Greedy ``chat_replies`` of model ``model_id`` for keyed conversations, resumable through
-    ``path`` (saved every 4 batches; progress of another model or setting is refused)."""
+                      max_new_tokens: int, batch_size: int, model_id: str, temperature: float = 0.0,
+                      seed: int = 0) -> dict[str, str]:
+    """``chat_replies`` of model ``model_id`` for keyed conversations, resumable through ``path``
+    (saved every 4 batches; progress of another model or setting is refused)."""
     def run(chunk: list[Messages]) -> list[str]:
-        return chat_replies(model, tokenizer, chunk, max_new_tokens, batch_size)
-    settings = {"model_id": model_id, "decoding": "greedy", "max_new_tokens": max_new_tokens}
+        return chat_replies(model, tokenizer, chunk, max_new_tokens, batch_size, temperature, seed)
+    settings = {"model_id": model_id, "temperature": temperature, "seed": seed, "max_new_tokens": max_new_tokens}
     return resumable(path, conversations, run, 4 * batch_size, settings)

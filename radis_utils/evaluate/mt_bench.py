@@ -1,7 +1,9 @@
 """MT-Bench (paper table 3): two-turn answers in FastChat's format, judged 1-10 by an LLM.
 
-Answers: greedy replies to each question's first turn, then to its second turn in a
-conversation that holds the model's own first answer. They are written as FastChat's
+Answers: replies to each question's first turn, then to its second turn in a conversation that
+holds the model's own first answer, at FastChat's temperature for the category (greedy for
+math, coding, reasoning and extraction; sampled, seeded, at 0.7 / 0.1 for the others), as the
+paper keeps the decoding a benchmark tool sets. They are written as FastChat's
 ``llm_judge`` reads them, inside a FastChat-shaped data folder (``<out>/fastchat/data/...``,
 with the questions, GPT-4 references and judge prompts beside them), so FastChat's own
 ``gen_judgment`` can run there unchanged (``official_commands``).
@@ -28,6 +30,9 @@ from .answering import resumable, resumable_replies
 from .judge import NO_JUDGE, Judge, JudgeUnavailable, chat, parse_rating, system_and_user
 
 NEED_REFERENCE = ("math", "reasoning", "coding")  # FastChat's categories judged with a reference
+#: FastChat's answer temperatures per category (``gen_model_answer``; 0 = greedy; 0.7 otherwise).
+TEMPERATURES = {"writing": 0.7, "roleplay": 0.7, "extraction": 0.0, "math": 0.0, "coding": 0.0,
+                "reasoning": 0.0, "stem": 0.1, "humanities": 0.1}
 SCALE = "1-10 (FastChat's rating)"
 
 
@@ -51,17 +56,23 @@ def answer_file(out_dir: Path, model_id: str) -> Path:
 
 def answer_questions(model: Any, tokenizer: Any, questions: Sequence[Mapping[str, Any]], work: Path,
                      max_new_tokens: int, batch_size: int, model_id: str) -> dict[int, list[str]]:
-    """``{question_id: [turn 1, turn 2]}``; turn 2 is asked after the model's own turn 1.
-    Progress is kept in ``work`` (one file per turn), so a stopped run resumes."""
-    first = resumable_replies(model, tokenizer, {str(q["question_id"]): [{"role": "user", "content": q["turns"][0]}]
-                                                 for q in questions},
-                              work / "turn1.progress.json", max_new_tokens, batch_size, model_id)
-    second = resumable_replies(model, tokenizer, {str(q["question_id"]): [
-        {"role": "user", "content": q["turns"][0]},
-        {"role": "assistant", "content": first[str(q["question_id"])]},
-        {"role": "user", "content": q["turns"][1]}] for q in questions},
-        work / "turn2.progress.json", max_new_tokens, batch_size, model_id)
-    return {q["question_id"]: [first[str(q["question_id"])], second[str(q["question_id"])]] for q in questions}
+    """``{question_id: [turn 1, turn 2]}``; turn 2 is asked after the model's own turn 1, each
+    category at FastChat's temperature (``TEMPERATURES``). Progress is kept in ``work`` (one file
+    per turn and temperature), so a stopped run resumes."""
+    answers: dict[int, list[str]] = {q["question_id"]: [] for q in questions}
+    for t in sorted({TEMPERATURES.get(q["category"], 0.7) for q in questions}):
+        group = [q for q in questions if TEMPERATURES.get(q["category"], 0.7) == t]
+        first = resumable_replies(model, tokenizer, {str(q["question_id"]): [
+            {"role": "user", "content": q["turns"][0]}] for q in group},
+            work / f"turn1-t{t}.progress.json", max_new_tokens, batch_size, model_id, t)
+        second = resumable_replies(model, tokenizer, {str(q["question_id"]): [
+            {"role": "user", "content": q["turns"][0]},
+            {"role": "assistant", "content": first[str(q["question_id"])]},
+            {"role": "user", "content": q["turns"][1]}] for q in group},
+            work / f"turn2-t{t}.progress.json", max_new_tokens, batch_size, model_id, t)
+        for q in group:
+            answers[q["question_id"]] = [first[str(q["question_id"])], second[str(q["question_id"])]]
+    return answers
 
 
 def write_answers(path: Path, model_id: str, answers: Mapping[int, Sequence[str]],
@@ -153,6 +164,7 @@ def run_mt_bench(model: Any, tokenizer: Any, *, benchmarks_dir: Path, out_dir: P
     write_answers(path, model_id, answers)
     lay_out_fastchat(benchmarks_dir, out_dir)
     details: dict[str, Any] = {"n": len(questions), "turns": 2, "answers": str(path), "scale": SCALE,
+                               "decoding": "FastChat's per-category temperatures, seed 0",
                                "official_commands": official_commands(out_dir, model_id, limit)}
     if judge is None:
         return None, {**details, "judge": "none", "skipped": f"MT-Bench judge skipped: {NO_JUDGE}"}
