@@ -73,3 +73,12 @@ def test_the_adapter_is_what_is_scored(tiny_backbone, benchmarks_dir, tmp_path):
     plain = replies(base, tmp_path / "base", "base")
     adapted = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_backbone).eval(), lora).eval()
     assert replies(adapted, tmp_path / "lora", "lora") != plain
+
+
+def test_without_lm_eval_it_is_a_skip_that_says_what_to_install(tiny_chat, benchmarks_dir, tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "lm_eval", None)  # import lm_eval now raises ImportError
+    score, details = gsm8k.run_gsm8k(*tiny_chat, benchmarks_dir=benchmarks_dir, out_dir=tmp_path, limit=1,
+                                     max_new_tokens=4, batch_size=1, model_id="tiny")
+    assert score is None and "pip install 'radis-book[bench]'" in details["skipped"] and details["n"] == 0

@@ -88,18 +88,18 @@ def summarize(results: dict[str, Any], limit: int | None) -> tuple[float, dict[s
 
 
 def run_gsm8k(model: Any, tokenizer: Any, *, benchmarks_dir: Path, out_dir: Path, limit: int | None,
-              max_new_tokens: int, batch_size: int, model_id: str) -> tuple[float, dict[str, Any]]:
+              max_new_tokens: int, batch_size: int, model_id: str) -> tuple[float | None, dict[str, Any]]:
     """GSM8K exact match (%) of ``model`` (with its adapter) via ``lm_eval.simple_evaluate``, offline.
     lm-eval's results (with the samples) are kept in ``<out>/gsm8k/results.json``; its request
-    cache is named by ``model_id``."""
+    cache is named by ``model_id``. Without lm-eval installed: ``(None, details)`` saying so."""
     files.read_gsm8k(benchmarks_dir)  # the shape check: a clear error before lm-eval starts
     try:
         import lm_eval
         from lm_eval.models.huggingface import HFLM
         from lm_eval.tasks import TaskManager
-    except ImportError as err:
-        raise ImportError("GSM8K needs lm-evaluation-harness: pip install 'radis-book[bench]' "
-                          "(lm_eval==0.4.13)") from err
+    except ImportError:
+        return None, {"n": 0, "judge": "none", "variant": VARIANT, "skipped": "GSM8K skipped: "
+                      "lm-evaluation-harness is not installed: pip install 'radis-book[bench]' (lm_eval==0.4.13)"}
     work = Path(out_dir) / "gsm8k"
     task_file = lm_eval_task_file(Path(benchmarks_dir) / files.GSM8K, work)
     with hub_offline():
