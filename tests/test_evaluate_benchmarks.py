@@ -43,6 +43,7 @@ def test_unreachable_judge_is_a_skip_line_and_nothing_half_written(tiny_chat, be
     assert result["scores"] == {"mt_bench": None, "alpaca_eval": None}
     lines = [line for line in capsys.readouterr().out.splitlines() if "skipped" in line]
     assert len(lines) == 2 and all("no usable answer from http://127.0.0.1" in line for line in lines)
+    assert lines[0].startswith("MT-Bench judge skipped") and "(unreachable)" in result["details"]["mt_bench"]["judge"]
     assert not list(tmp_path.rglob("*.tmp")) and not list(tmp_path.rglob("judgments*.json"))
     answers = tmp_path / "fastchat" / "data" / "mt_bench" / "model_answer" / "tiny.jsonl"
     assert len(answers.read_text().splitlines()) == 2
@@ -76,3 +77,8 @@ def test_rp_over_the_benchmarks_that_ran():
     model = {"gsm8k": 20.0, "advbench": 90.0, "mt_bench": 6.0, "alpaca_eval": 10.0}
     assert b.rp_over_benchmarks(base, model) == {"rp": 75.0, "benchmarks": ["gsm8k", "advbench"]}
     assert b.rp_over_benchmarks({"mt_bench": None}, {"mt_bench": 5.0}) == {"rp": None, "benchmarks": []}
+    details = {n: {"n": 2, "judge": "j"} for n in base}
+    summary = b.rp_summary({"scores": base, "details": details}, {"scores": model, "details": details})
+    assert summary["rp"] == 75.0 and [r["name"] for r in summary["benchmarks"]] == ["gsm8k", "advbench"]
+    assert summary["benchmarks"][0] == {"name": "gsm8k", "backbone": 40.0, "model": 20.0, "n": 2, "judge": "j",
+                                        "scale": "exact match %"}

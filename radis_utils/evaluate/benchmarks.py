@@ -20,6 +20,7 @@ from .scores import relative_performance
 BENCHMARKS: tuple[str, ...] = ("gsm8k", "advbench", "mt_bench", "alpaca_eval")
 SCALES = {"gsm8k": "exact match %", "advbench": "safe rate %", "mt_bench": "1-10",
           "alpaca_eval": "win rate % vs gpt4_1106_preview"}
+TITLES = {"gsm8k": "GSM8K", "advbench": "AdvBench", "mt_bench": "MT-Bench", "alpaca_eval": "AlpacaEval"}
 
 
 def check_benchmarks(benchmarks: Sequence[str]) -> list[str]:
@@ -66,7 +67,8 @@ def run_general_suite(model: Any, tokenizer: Any, *, benchmarks_dir: Path, out_d
             usable = None if judge_problem else judge
             scores[name], details[name] = run(model, tokenizer, judge=usable, model_id=model_id, **common)
             if judge_problem:
-                details[name]["skipped"] = f"{name} judge skipped: {judge_problem}"
+                details[name].update(judge=f"{judge.describe()} (unreachable)",
+                                     skipped=f"{TITLES[name]} judge skipped: {judge_problem}")
         details[name]["scale"] = SCALES[name]
     notes = [details[n]["skipped"] for n in names if scores[n] is None and "skipped" in details[n]]
     for line in notes:
@@ -89,4 +91,13 @@ def rp_over_benchmarks(backbone: Mapping[str, float | None], model: Mapping[str,
         return {"rp": None, "benchmarks": []}
     rp = relative_performance({b: backbone[b] for b in ran}, {b: model[b] for b in ran})
     return {"rp": round(rp, 2), "benchmarks": ran}
+
+
+def rp_summary(backbone: Mapping[str, Any], model: Mapping[str, Any]) -> dict[str, Any]:
+    """RP of one model's ``run_general_suite`` result against its backbone's, with the list of
+    benchmarks it is over and, per benchmark, both scores, ``n`` and ``judge``."""
+    rp = rp_over_benchmarks(backbone["scores"], model["scores"])
+    return {"rp": rp["rp"], "benchmarks": [
+        {"name": b, "backbone": backbone["scores"][b], "model": model["scores"][b], "n": model["details"][b]["n"],
+         "judge": model["details"][b]["judge"], "scale": SCALES[b]} for b in rp["benchmarks"]]}
 
