@@ -124,6 +124,9 @@ def run_alpaca_eval(model: Any, tokenizer: Any, *, benchmarks_dir: Path, out_dir
     path = write_outputs(outputs_file(out_dir, model_id), model_id, ours)
     details: dict[str, Any] = {"n": len(ours), "outputs": str(path), "baseline": VERSIONS["2.0"],
                                "official_commands": official_commands(path, benchmarks_dir)}
+    if len(ours) < 805:
+        details["note"] = (f"{len(ours)} of 805 instructions answered (limit); the official commands are meant "
+                           "for all 805")
     if judge is None:
         return None, {**details, "judge": "none", "skipped": f"AlpacaEval judge skipped: {NO_JUDGE}"}
     details["judge"] = f"{judge.describe()}, {JUDGE_NAME}"
