@@ -208,31 +208,46 @@ def test_pairs(cfg: Config, direction: str, n: int | None = None, seed: int = 0)
 def download_alma(dest: str | Path, base_url: str | None = None) -> list[Path]:
     """Fetch ALMA's human-written data into ``dest`` and check every file's SHA-256.
 
-    Files already present with the right checksum are kept; each new file is written to a
-    temporary name and renamed only after its checksum matched, so nothing half-downloaded
-    is ever left under its real name.
+    Files already present with the right checksum are kept (``fetch_verified``); returns the
+    files fetched.
     """
     manifest = json.loads(MANIFEST.read_text())
     base = (base_url or manifest["source"]).rstrip("/") + "/"
     dest = Path(dest)
-    fetched = []
-    for rel, meta in manifest["files"].items():
-        target = dest / rel
-        if target.is_file() and _sha256(target) == meta["sha256"]:
-            continue
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with urllib.request.urlopen(base + rel) as response:
-            blob = response.read()
-        digest = hashlib.sha256(blob).hexdigest()
-        if digest != meta["sha256"]:
-            raise DataError(f"{base + rel}: checksum {digest[:12]}... does not match the manifest "
-                            f"({meta['sha256'][:12]}...); the file changed upstream or was corrupted")
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
-        with os.fdopen(fd, "wb") as f:
-            f.write(blob)
-        os.replace(tmp, target)
-        fetched.append(target)
-    return fetched
+    return [dest / rel for rel, meta in manifest["files"].items()
+            if fetch_verified([base + rel], dest / rel, meta["sha256"])]
+
+
+def fetch_verified(urls: Sequence[str], target: Path, sha256: str) -> bool:
+    """Download ``target`` from the first of ``urls`` that answers, keeping it only if its SHA-256
+    is ``sha256``; ``False`` (nothing fetched) when ``target`` already has that checksum.
+
+    The file is written to a temporary name and renamed after the check, so nothing
+    half-downloaded is ever left under its real name. A checksum mismatch is a ``DataError``.
+    """
+    target = Path(target)
+    if target.is_file() and _sha256(target) == sha256:
+        return False
+    errors = []
+    for url in urls:
+        try:
+            with urllib.request.urlopen(url, timeout=60) as response:
+                blob = response.read()
+            break
+        except OSError as err:  # URLError and HTTPError are OSErrors
+            errors.append(f"{url}: {err}")
+    else:
+        raise DataError(f"{target.name}: could not download from any source ({'; '.join(errors)})")
+    digest = hashlib.sha256(blob).hexdigest()
+    if digest != sha256:
+        raise DataError(f"{url}: checksum {digest[:12]}... does not match the manifest "
+                        f"({sha256[:12]}...); the file changed upstream or was corrupted")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+    with os.fdopen(fd, "wb") as f:
+        f.write(blob)
+    os.replace(tmp, target)
+    return True
 
 
 def _sha256(path: Path) -> str:

@@ -221,8 +221,14 @@ def write_json(path: Path, data: Any, indent: int = 2) -> None:
     write_text(path, json.dumps(data, ensure_ascii=False, indent=indent) + "\n")
 
 
+def write_jsonl(path: Path, rows: Sequence[Any]) -> None:
+    """Write ``rows`` as JSON Lines atomically (as ``write_json``)."""
+    write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+
+
 def write_text(path: Path, text: str) -> None:
     """Write ``text`` (UTF-8) atomically, as ``write_json`` does; for JSON Lines and READMEs."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text, encoding="utf-8")
