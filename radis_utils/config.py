@@ -23,6 +23,7 @@ from typing import Any, Mapping
 
 import yaml
 
+from .languages import LANGUAGE_NAMES
 from .prompts import INSTRUCTIONS
 from .rationales import EXTRACTION_RULES
 
@@ -208,7 +209,16 @@ def read_profiles(path: Path | str = PROFILES_FILE) -> dict[str, dict[str, Any]]
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"profiles file not found: {path}")
-    data = yaml.safe_load(path.read_text()) or {}
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {err.start}: {err.reason}); save it as UTF-8") from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        problem = getattr(err, "problem", None) or str(err)
+        raise ConfigError(f"{where}: YAML syntax error: {problem}; fix the file (a missing colon, "
+                          "quote or indentation is the usual cause)") from None
     if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
         raise ConfigError(f"{path}: expected a mapping of profile name -> settings")
     return data
@@ -281,7 +291,9 @@ def _build_section(cls: type, raw: Any, where: str) -> Any:
 
 
 def _coerce(value: Any, hint: Any, where: str) -> Any:
-    """Check a YAML value against the field's annotation (lists -> tuples, ints -> floats)."""
+    """Check a YAML value against the field's annotation (lists -> tuples, each item checked; ints
+    -> floats). A float field also takes a numeric string: YAML 1.1 reads ``1e-4`` (no dot) as the
+    string "1e-4", which is converted; a string that is not a number is an error naming the field."""
     if typing.get_origin(hint) in (typing.Union, types.UnionType):
         options = typing.get_args(hint)
         if value is None and type(None) in options:
@@ -292,9 +304,15 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
     if typing.get_origin(hint) is tuple:
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{where}: expected a list, got {value!r}")
-        return tuple(value)
+        item = typing.get_args(hint)[0]
+        return tuple(_coerce(v, item, f"{where}[{i}]") for i, v in enumerate(value))
     if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
+    if hint is float and isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            raise ConfigError(f"{where}: expected a number, got {value!r}") from None
     if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
         raise ConfigError(f"{where}: expected {hint.__name__}, got {value!r}")
     return value
@@ -313,6 +331,20 @@ def _check_values(cfg: Config, where: str) -> None:
         if value not in allowed:
             shown = ", ".join(sorted(str(a) for a in allowed))
             raise ConfigError(f"{where}: {key}={value!r} is not one of: {shown}")
+    sizes = {"train.per_device_batch": cfg.train.per_device_batch, "train.effective_batch": cfg.train.effective_batch,
+             "train.logging_steps": cfg.train.logging_steps, "train.save_steps": cfg.train.save_steps,
+             "train.lora_r": cfg.train.lora_r, "train.max_length": cfg.train.max_length,
+             "synthesis.batch_size": cfg.synthesis.batch_size, "synthesis.chunk_size": cfg.synthesis.chunk_size,
+             "synthesis.max_new_tokens": cfg.synthesis.max_new_tokens, "eval.batch_size": cfg.eval.batch_size,
+             "eval.max_new_tokens": cfg.eval.max_new_tokens}
+    for key, value in sizes.items():
+        if value < 1:
+            raise ConfigError(f"{where}: {key}={value} must be at least 1")
+    for direction in cfg.data.directions:
+        src, sep, tgt = direction.partition("-")
+        if not sep or src == tgt or src not in LANGUAGE_NAMES or tgt not in LANGUAGE_NAMES:
+            raise ConfigError(f"{where}: data.directions has {direction!r}; a direction is 'src-tgt' with two "
+                              f"different known codes: {', '.join(sorted(LANGUAGE_NAMES))}")
     bad = set(cfg.train.methods) - set(METHODS)
     if bad:
         raise ConfigError(f"{where}: train.methods {sorted(bad)} unknown; valid: {', '.join(METHODS)}")

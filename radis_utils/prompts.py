@@ -11,16 +11,7 @@ from __future__ import annotations
 import random
 from typing import Any, Sequence
 
-#: ISO code -> English name, for the paper's languages (cs, de, ru, zh <-> en) and the
-#: model organism's synthetic language (``sy``, see ``radis_utils.organism``).
-LANGUAGE_NAMES: dict[str, str] = {
-    "cs": "Czech",
-    "de": "German",
-    "en": "English",
-    "ru": "Russian",
-    "zh": "Chinese",
-    "sy": "Synthian",
-}
+from .languages import LANGUAGE_NAMES  # noqa: F401  (re-exported)
 
 #: Five translation instructions, one drawn at random per example (paper fig. 5 uses five).
 #: The wording is ours, in the spirit of the paper's set; pass your own list through the

@@ -18,7 +18,7 @@ from typing import Any, Mapping, Sequence
 from .. import data, models
 from ..config import Config, device_name, versions
 from ..engines import generate
-from ..records import write_json
+from ..records import settings_diff, write_json
 from ..prompts import INSTRUCTIONS, chat_prompt, translation_request
 from ..rationales import EXTRACTION_RULES, split_reply
 from .scores import gain_ratio, relative_performance
@@ -108,7 +108,9 @@ def evaluate(cfg: Config, method: str, seed: int = 0, tag: str = "") -> dict[str
     else:
         from ..train import adapter_dir
 
-        model = models.load_adapter(cfg, adapter_dir(cfg, method, seed, tag), merge=cfg.model.quantization is None)
+        folder = adapter_dir(cfg, method, seed, tag)
+        check_adapter(cfg, folder, method, seed)
+        model = models.load_adapter(cfg, folder, merge=cfg.model.quantization is None)
     result = {"profile": cfg.profile, "config_hash": cfg.config_hash(), "method": method,
               "seed": None if method == BACKBONE else seed, "tag": tag,
               **evaluate_model(cfg, model, tokenizer), "extraction": cfg.eval.extraction}
@@ -122,6 +124,27 @@ def evaluate(cfg: Config, method: str, seed: int = 0, tag: str = "") -> dict[str
     return result
 
 
+def check_adapter(cfg: Config, folder: Path, method: str, seed: int) -> None:
+    """Refuse (``ResultsError`` naming the file and the settings) an unfinished adapter, or one
+    trained with other settings than ``cfg`` asks (its ``summary.json`` key vs ``train.train_key``)."""
+    from ..train import read_summary, train_key
+
+    if not (folder / "adapter_config.json").is_file():
+        return  # models.load_adapter says "train it first"
+    summary = read_summary(folder)
+    if summary is None:
+        raise ResultsError(f"{folder}: no summary.json, so its training did not finish; run the training "
+                           "again (it resumes from its last checkpoint) before evaluating")
+    def without_source(key: Any) -> dict[str, Any]:  # another model's rationales (chapter 06) is allowed
+        return {k: v for k, v in dict(key or {}).items() if k != "rationale_source"}
+
+    diff = settings_diff(without_source(summary.get("key")), without_source(train_key(cfg, method, seed, None)))
+    if diff:
+        raise ResultsError(f"{folder}/summary.json: this adapter was trained with other settings than profile "
+                           f"{cfg.profile!r} asks ({'; '.join(diff[:6])}{' ...' if len(diff) > 6 else ''}); "
+                           f"evaluate it with the settings it was trained with, or delete {folder} and train again")
+
+
 def read_results(path: str | Path, cfg: Config | None = None) -> dict[str, Any]:
     """A results file, checked against ``cfg`` (same profile and config hash) when given."""
     path = Path(path)
@@ -131,6 +154,9 @@ def read_results(path: str | Path, cfg: Config | None = None) -> dict[str, Any]:
         result = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:
         raise ResultsError(f"{path}: not valid JSON ({err}); delete it and evaluate again") from None
+    if not isinstance(result, dict):
+        raise ResultsError(f"{path}: expected a JSON object, got {type(result).__name__}; delete it and "
+                           "evaluate again")
     for field in ("profile", "config_hash", "method", "translation", "general"):
         if field not in result:
             raise ResultsError(f"{path}: field '{field}' missing; delete it and evaluate again")
