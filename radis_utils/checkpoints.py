@@ -60,11 +60,12 @@ def session_entry(first_step: int, last_step: int, seconds: float, counters: Map
 class Ledger(TrainerCallback):
     """Writes ``radis_run.json`` (key, earlier sessions, this session so far) into each checkpoint.
 
-    ``counters()`` returns this session's running totals (tokens, loss sum, micro-batches).
+    ``counters()`` (set once the trainer exists) returns this session's running totals.
     """
 
-    def __init__(self, key: Mapping[str, Any], earlier: Sequence[dict], first_step: int, counters: Any) -> None:
-        self.key, self.earlier, self.first_step, self.counters = dict(key), list(earlier), first_step, counters
+    def __init__(self, key: Mapping[str, Any], earlier: Sequence[dict], first_step: int) -> None:
+        self.key, self.earlier, self.first_step = dict(key), list(earlier), first_step
+        self.counters: Any = dict
         self.start = time.time()
 
     def session(self, last_step: int) -> dict[str, Any]:

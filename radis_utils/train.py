@@ -166,8 +166,7 @@ class SpanTrainer(Trainer):
         self.group_seed = group_seed  # not None: length-grouped batches in a seeded order
         self.model_accepts_loss_kwargs = False  # our loss is a per-micro-batch mean
         self._span_sums = torch.zeros(4, dtype=torch.float64)
-        self._loss_sum = torch.zeros((), dtype=torch.float64)  # this session, for the whole-run loss
-        self._micro_batches = 0
+        self._session = torch.zeros(4, dtype=torch.float64)  # loss sum, micro-batches, real/processed tokens
 
     def _get_train_sampler(self, *args: Any, **kwargs: Any) -> Any:
         """The seeded length-grouped sampler (both transformers lines call this with or without the dataset)."""
@@ -182,9 +181,14 @@ class SpanTrainer(Trainer):
         out = span_losses(model, inputs, self.rationale_weight)
         self._span_sums += torch.stack([out["mt_sum"], out["mt_tokens"], out["rationale_sum"],
                                         out["rationale_tokens"]]).detach().double().cpu()
-        self._loss_sum += out["total_mean"].detach().double().cpu()
-        self._micro_batches += 1
+        mask = inputs["attention_mask"]
+        self._session += torch.stack([out["total_mean"].detach().double(), torch.ones((), device=mask.device).double(),
+                                      mask.sum().double(), torch.tensor(mask.numel(), device=mask.device).double()]).cpu()
         return (out["total_mean"], out) if return_outputs else out["total_mean"]
+
+    def session_counters(self) -> dict[str, float]:
+        """This session's loss sum, micro-batches and tokens (those trained on, not prefetched)."""
+        return dict(zip(("loss_sum", "micro_batches", "real_tokens", "processed_tokens"), self._session.tolist()))
 
     def log(self, logs: dict[str, float], *args: Any, **kwargs: Any) -> None:
         if "loss" in logs:
@@ -319,17 +323,12 @@ def _train(cfg: Config, method: str, seed: int, out: Path, key: dict[str, Any], 
     model = models.add_lora(cfg, model)
     collator = SpanCollator(tokenizer.pad_token_id)
     args = training_arguments(cfg, out, seed, **overrides)
-    trainer: SpanTrainer
-
-    def counters() -> dict[str, float]:  # this session's totals, for the ledger and the summary
-        return {"real_tokens": collator.real_tokens, "processed_tokens": collator.processed_tokens,
-                "loss_sum": float(trainer._loss_sum), "micro_batches": trainer._micro_batches}
-
-    ledger = Ledger(key, sessions, step_of(last), counters)
+    ledger = Ledger(key, sessions, step_of(last))
     trainer = SpanTrainer(model=model, args=args, train_dataset=features, data_collator=collator,
                           callbacks=[ProgressBar(f"train {method} seed {seed}"), ledger, *callbacks],
                           rationale_weight=cfg.train.rationale_weight,
                           group_seed=seed if cfg.train.group_by_length else None)
+    ledger.counters = trainer.session_counters
     if not verbose:
         trainer.remove_callback(PrinterCallback)
     if torch.cuda.is_available():
