@@ -84,19 +84,23 @@ def step_of(checkpoint: Path | None) -> int:
     return int(checkpoint.name.split("-")[-1]) if checkpoint else 0
 
 
+def last_checkpoint(folder: Path, marker: str = MARKER) -> Path | None:
+    """The latest ``checkpoint-N`` in ``folder`` that holds ``marker`` (a complete one), or ``None``."""
+    ckpts = [p for p in folder.glob("checkpoint-*") if (p / marker).is_file()]
+    return max(ckpts, key=step_of) if ckpts else None
+
+
 def resume_point(folder: Path, key: Mapping[str, Any]) -> tuple[Path | None, list[dict]]:
     """The latest complete checkpoint with a ledger, and its sessions; refuses other settings.
 
     ``ResumeError`` names the ledger file, the settings that differ and the fix.
     """
-    complete = [p for p in folder.glob("checkpoint-*") if (p / MARKER).is_file()]
-    ledgered = [p for p in complete if (p / LEDGER).is_file()]
-    if complete and not ledgered:
-        raise ResumeError(f"{folder}: checkpoints without {LEDGER} (the settings they were made with); "
-                          f"delete {folder} to train from the start")
-    if not ledgered:
+    last = last_checkpoint(folder, LEDGER)  # the ledger is written after the Trainer's own files
+    if last is None:
+        if last_checkpoint(folder) is not None:
+            raise ResumeError(f"{folder}: checkpoints without {LEDGER} (the settings they were made with); "
+                              f"delete {folder} to train from the start")
         return None, []
-    last = max(ledgered, key=step_of)
     path = last / LEDGER
     try:
         ledger = json.loads(path.read_text(encoding="utf-8"))

@@ -331,13 +331,10 @@ def _check_values(cfg: Config, where: str) -> None:
         if value not in allowed:
             shown = ", ".join(sorted(str(a) for a in allowed))
             raise ConfigError(f"{where}: {key}={value!r} is not one of: {shown}")
-    sizes = {"train.per_device_batch": cfg.train.per_device_batch, "train.effective_batch": cfg.train.effective_batch,
-             "train.logging_steps": cfg.train.logging_steps, "train.save_steps": cfg.train.save_steps,
-             "train.lora_r": cfg.train.lora_r, "train.max_length": cfg.train.max_length,
-             "synthesis.batch_size": cfg.synthesis.batch_size, "synthesis.chunk_size": cfg.synthesis.chunk_size,
-             "synthesis.max_new_tokens": cfg.synthesis.max_new_tokens, "eval.batch_size": cfg.eval.batch_size,
-             "eval.max_new_tokens": cfg.eval.max_new_tokens}
-    for key, value in sizes.items():
+    for key in ("train.per_device_batch", "train.effective_batch", "train.logging_steps", "train.save_steps",
+                "train.lora_r", "train.max_length", "synthesis.batch_size", "synthesis.chunk_size",
+                "synthesis.max_new_tokens", "eval.batch_size", "eval.max_new_tokens"):
+        value = getattr(getattr(cfg, key.split(".")[0]), key.split(".")[1])
         if value < 1:
             raise ConfigError(f"{where}: {key}={value} must be at least 1")
     for direction in cfg.data.directions:

@@ -36,7 +36,9 @@ from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArgu
 
 from . import data as data_mod
 from . import models, synthesis
-from .checkpoints import MARKER, Ledger, SeededLengthGroupedSampler, merge_sessions, resume_point, step_of
+from .checkpoints import (  # noqa: F401  (last_checkpoint: re-exported)
+    Ledger, SeededLengthGroupedSampler, last_checkpoint, merge_sessions, resume_point, step_of,
+)
 from .config import METHODS, Config, ConfigError, apply_runtime, device_name, load_profile, progress, versions
 from .losses import REFERENCE, RATIONALE, Tokenized, collate, span_losses, tokenize_example
 from .rationales import split_reply
@@ -353,12 +355,6 @@ def _train(cfg: Config, method: str, seed: int, out: Path, key: dict[str, Any], 
         }
         write_json(out / "summary.json", summary)
     return out
-
-
-def last_checkpoint(folder: Path, marker: str = MARKER) -> Path | None:
-    """The latest ``checkpoint-N`` in ``folder`` that holds ``marker`` (a complete one), or ``None``."""
-    ckpts = [p for p in folder.glob("checkpoint-*") if (p / marker).is_file()]
-    return max(ckpts, key=step_of) if ckpts else None
 
 
 def peak_memory_bytes() -> int:
