@@ -26,6 +26,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def tiny():
+    return make_tiny()
+
+
+def make_tiny():
+    """A tiny random chat model, the same in every process (seeded)."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
     tok = demo_chat_tokenizer("mistral")
@@ -398,6 +403,36 @@ def test_llama_factory_export(tmp_path):
     assert info["other"] == {"file_name": "o.json"}
     assert info["radis_ci"] == {"file_name": "radis_ci.json",
                                 "columns": {"prompt": "instruction", "query": "input", "response": "output"}}
+
+
+def tiny_run(out: str, n: int, chunk: int, stall_after: int | None = None) -> dict:
+    """A sampled synthesis with the tiny model (also the body of the subprocess that gets killed)."""
+    torch.set_num_threads(1)
+    model, tok = make_tiny()
+    engine = Spy(HFEngine(model, tok, batch_size=3), stall_after=stall_after)
+    return synthesize(make_examples(n), "rationale", engine, tok, out, model_name="tiny",
+                      decoding=Decoding(True, 1.2, 0.95, 6, seed=5), chunk_size=chunk)
+
+
+def test_sigkilled_synthesis_resumes_to_the_uninterrupted_file(tmp_path):
+    n, chunk = 12, 4
+    whole = tmp_path / "whole.jsonl"
+    tiny_run(str(whole), n, chunk)
+    out = tmp_path / "killed.jsonl"
+    code = f"from tests.test_synthesis import tiny_run; tiny_run({str(out)!r}, {n}, {chunk}, stall_after=2)"
+    child = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT)
+    try:
+        deadline = time.monotonic() + 120
+        while not (out.exists() and out.read_bytes().count(b"\n") >= 2 * chunk):
+            assert child.poll() is None and time.monotonic() < deadline, "child ended before its 2nd chunk"
+            time.sleep(0.1)
+    finally:
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait()
+    assert child.returncode == -signal.SIGKILL and len(rec.read_records(out)) == 2 * chunk
+    resumed = tiny_run(str(out), n, chunk)  # the dead writer's lock is free
+    assert (resumed["resumed"], resumed["generated"]) == (2 * chunk, n - 2 * chunk)
+    assert rec.without_created(rec.read_records(out)) == rec.without_created(rec.read_records(whole))
 
 
 # --- the model organism (slow: builds it when not cached) ---------------------------------
