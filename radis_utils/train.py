@@ -168,7 +168,8 @@ class SpanTrainer(Trainer):
         self.group_seed = group_seed  # not None: length-grouped batches in a seeded order
         self.model_accepts_loss_kwargs = False  # our loss is a per-micro-batch mean
         self._span_sums = torch.zeros(4, dtype=torch.float64)
-        self._session = torch.zeros(4, dtype=torch.float64)  # loss sum, micro-batches, real/processed tokens
+        self._session = torch.zeros(3, dtype=torch.float64)  # this session: loss sum, real/processed tokens
+        self._micro_batches = 0
 
     def _get_train_sampler(self, *args: Any, **kwargs: Any) -> Any:
         """The seeded length-grouped sampler (both transformers lines call this with or without the dataset)."""
@@ -184,13 +185,16 @@ class SpanTrainer(Trainer):
         self._span_sums += torch.stack([out["mt_sum"], out["mt_tokens"], out["rationale_sum"],
                                         out["rationale_tokens"]]).detach().double().cpu()
         mask = inputs["attention_mask"]
-        self._session += torch.stack([out["total_mean"].detach().double(), torch.ones((), device=mask.device).double(),
-                                      mask.sum().double(), torch.tensor(mask.numel(), device=mask.device).double()]).cpu()
+        self._session += torch.stack([out["total_mean"].detach().float(), mask.sum().float(),
+                                      torch.tensor(float(mask.numel()), device=mask.device)]).double().cpu()
+        self._micro_batches += 1
         return (out["total_mean"], out) if return_outputs else out["total_mean"]
 
     def session_counters(self) -> dict[str, float]:
         """This session's loss sum, micro-batches and tokens (those trained on, not prefetched)."""
-        return dict(zip(("loss_sum", "micro_batches", "real_tokens", "processed_tokens"), self._session.tolist()))
+        loss_sum, real, processed = self._session.tolist()
+        return {"loss_sum": loss_sum, "micro_batches": self._micro_batches, "real_tokens": real,
+                "processed_tokens": processed}
 
     def log(self, logs: dict[str, float], *args: Any, **kwargs: Any) -> None:
         if "loss" in logs:
