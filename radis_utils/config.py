@@ -159,7 +159,7 @@ class Config:
             elif isinstance(value, Mapping):
                 value = json.loads(json.dumps(dict(value)))
             out[f.name] = value
-        return out
+        return json.loads(json.dumps(out))  # lists, not tuples: as it reads back from a file
 
     def config_hash(self) -> str:
         """Stable 12-hex-digit hash of everything that shapes results (not the description)."""

@@ -28,7 +28,8 @@ def test_results_are_written_once_and_checked_against_the_config(tiny_backbone, 
     assert len(base["replies"]["en-sy"]) == 6 and base["extraction"] == cfg.eval.extraction
     assert evaluate.evaluate(cfg, evaluate.BACKBONE) == json.loads(path.read_text())  # read, not recomputed
     other = tiny_cfg(tiny_backbone, tmp_path, eval__max_new_tokens=9)
-    with pytest.raises(evaluate.ResultsError, match=r"backbone\.json: written by profile 'ci' with config"):
+    with pytest.raises(evaluate.ResultsError, match=r"backbone\.json: written by profile 'ci' with config .*"
+                                                    r"\(differing: eval\.max_new_tokens: 8 stored, 9 asked\)"):
         evaluate.evaluate(other, evaluate.BACKBONE)
     path.write_text("{not json")
     with pytest.raises(evaluate.ResultsError, match=r"backbone\.json: not valid JSON"):

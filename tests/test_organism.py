@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import random
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -162,6 +165,29 @@ def test_cache_is_atomic_and_reused(tmp_path: Path) -> None:
     stamp = (path / "model.safetensors").stat().st_mtime_ns
     assert build_organism(cfg, tmp_path) == path
     assert (path / "model.safetensors").stat().st_mtime_ns == stamp
+
+
+def _hold_build_lock(cache_root, name, seconds):  # run in a second process
+    from radis_utils.records import exclusive
+
+    with exclusive(Path(cache_root) / f".{name}", "a test build"):
+        print("holding", flush=True)
+        time.sleep(seconds)
+
+
+def test_a_second_build_waits_for_the_first(tmp_path: Path, root) -> None:
+    cfg = OrganismConfig(**TINY)
+    code = (f"from tests.test_organism import _hold_build_lock; "
+            f"_hold_build_lock({str(tmp_path)!r}, {cfg.config_hash()!r}, 3)")
+    child = subprocess.Popen([sys.executable, "-c", code], cwd=root, stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "holding"
+        start = time.monotonic()
+        path = build_organism(cfg, tmp_path)  # waits for the holder to finish, then builds
+        assert time.monotonic() - start > 1 and is_complete(path) and child.wait(timeout=60) == 0
+    finally:
+        child.kill()
+        child.wait()
 
 
 def test_saved_organism_loads_like_a_backbone(tmp_path: Path) -> None:

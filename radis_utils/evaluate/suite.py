@@ -111,7 +111,7 @@ def evaluate(cfg: Config, method: str, seed: int = 0, tag: str = "") -> dict[str
         folder = adapter_dir(cfg, method, seed, tag)
         check_adapter(cfg, folder, method, seed)
         model = models.load_adapter(cfg, folder, merge=cfg.model.quantization is None)
-    result = {"profile": cfg.profile, "config_hash": cfg.config_hash(), "method": method,
+    result = {"profile": cfg.profile, "config_hash": cfg.config_hash(), "settings": cfg.to_dict(), "method": method,
               "seed": None if method == BACKBONE else seed, "tag": tag,
               **evaluate_model(cfg, model, tokenizer), "extraction": cfg.eval.extraction}
     if method != BACKBONE and result["general"]:
@@ -135,6 +135,7 @@ def check_adapter(cfg: Config, folder: Path, method: str, seed: int) -> None:
     if summary is None:
         raise ResultsError(f"{folder}: no summary.json, so its training did not finish; run the training "
                            "again (it resumes from its last checkpoint) before evaluating")
+
     def without_source(key: Any) -> dict[str, Any]:  # another model's rationales (chapter 06) is allowed
         return {k: v for k, v in dict(key or {}).items() if k != "rationale_source"}
 
@@ -168,9 +169,11 @@ def read_results(path: str | Path, cfg: Config | None = None) -> dict[str, Any]:
 def check_provenance(path: Path, result: Mapping[str, Any], cfg: Config, remedy: str) -> None:
     """Refuse (``ResultsError`` naming ``path``) a results file written under another profile or config."""
     if (result.get("profile"), result.get("config_hash")) != (cfg.profile, cfg.config_hash()):
+        diff = settings_diff(result["settings"], cfg.to_dict()) if isinstance(result.get("settings"), dict) else []
+        shown = f" (differing: {'; '.join(diff[:6])}{' ...' if len(diff) > 6 else ''})" if diff else ""
         raise ResultsError(f"{path}: written by profile {result.get('profile')!r} with config "
                            f"{result.get('config_hash')}, but this run is {cfg.profile!r} with config "
-                           f"{cfg.config_hash()}; {remedy}")
+                           f"{cfg.config_hash()}{shown}; {remedy}")
 
 
 def extraction_effect(result: Mapping[str, Any], cfg: Config, rules: Sequence[str] = EXTRACTION_RULES) -> dict[str, dict]:
