@@ -212,7 +212,8 @@ def test_a_second_training_process_stops_at_once_naming_the_first(backbone, tmp_
 def test_training_refuses_records_of_edited_examples(backbone, tmp_path):
     cfg = tiny_cfg(backbone, tmp_path)
     examples = fake_synthesis(cfg, "rationale", lambda e: "r")
-    edited = [data.Example(e.id, e.direction, e.template, e.instruction, e.source, e.reference + " x") for e in examples]
+    edited = [data.Example(e.id, e.direction, e.template, e.instruction, e.source, e.reference + " x")
+              for e in examples]
     with pytest.raises(train.TrainingError, match=rf"rationale\.jsonl: the record of {examples[0].id} answers another "
                                                   r"example \(reference: .*delete .*run the synthesis again"):
         train.training_items(cfg, "radis", edited)

@@ -111,8 +111,8 @@ def evaluate(cfg: Config, method: str, seed: int = 0, tag: str = "") -> dict[str
         folder = adapter_dir(cfg, method, seed, tag)
         check_adapter(cfg, folder, method, seed)
         model = models.load_adapter(cfg, folder, merge=cfg.model.quantization is None)
-    result = {"profile": cfg.profile, "config_hash": cfg.config_hash(), "settings": cfg.to_dict(), "method": method,
-              "seed": None if method == BACKBONE else seed, "tag": tag,
+    result = {"profile": cfg.profile, "config_hash": cfg.config_hash(), "settings": cfg.to_dict(),
+              "method": method, "seed": None if method == BACKBONE else seed, "tag": tag,
               **evaluate_model(cfg, model, tokenizer), "extraction": cfg.eval.extraction}
     if method != BACKBONE and result["general"]:
         base = evaluate(cfg, BACKBONE)
