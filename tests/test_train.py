@@ -155,7 +155,8 @@ def adapter_weights(out):
 
 def test_a_killed_run_resumes_exactly_and_its_summary_covers_every_session(backbone, tmp_path):
     # the defaults: group_by_length on; 3 optimizer steps per epoch, a checkpoint every 2
-    cfg = tiny_cfg(backbone, tmp_path, train__save_steps=2)
+    small = dict(train__save_steps=2, data__max_train_pairs=24, train__per_device_batch=4, train__effective_batch=8)
+    cfg = tiny_cfg(backbone, tmp_path, **small)
     assert cfg.train.group_by_length
     whole = train.train(cfg, "vanilla", seed=0, tag="whole")
     with pytest.raises(KeyboardInterrupt):  # killed in epoch 2, after checkpoint-4
@@ -168,7 +169,7 @@ def test_a_killed_run_resumes_exactly_and_its_summary_covers_every_session(backb
         value = {"train__learning_rate": 1e-3, "synthesis__max_rationale_tokens": 5}.get(key, 10.0)
         with pytest.raises(ResumeError, match=rf"{ledger}: this checkpoint was trained with other settings "
                                                     rf"\({shown}.*delete .*checkpoints to train from the start"):
-            train.train(tiny_cfg(backbone, tmp_path, train__save_steps=2, **{key: value}), "vanilla", seed=0)
+            train.train(tiny_cfg(backbone, tmp_path, **small, **{key: value}), "vanilla", seed=0)
     with pytest.raises(KeyboardInterrupt):  # killed again after the last checkpoint, before the summary
         train.train(cfg, "vanilla", seed=0, callbacks=[EndInterrupt()])
     assert train.read_summary(out) is None
