@@ -26,6 +26,18 @@ PROFILES_FILE = Path(__file__).with_name("profiles.yaml")
 METHODS = ("vanilla", "seqkd", "sdft", "radis")
 PAPER_DIRECTIONS = ("cs-en", "de-en", "ru-en", "zh-en", "en-cs", "en-de", "en-ru", "en-zh")
 
+#: ISO code -> English name, for the paper's languages (cs, de, ru, zh <-> en) and the
+#: model organism's synthetic language (``sy``, see ``radis_utils.organism``). Plain data here so
+#: that a profile's directions are checked when it loads; ``prompts`` re-exports it.
+LANGUAGE_NAMES: dict[str, str] = {
+    "cs": "Czech",
+    "de": "German",
+    "en": "English",
+    "ru": "Russian",
+    "zh": "Chinese",
+    "sy": "Synthian",
+}
+
 #: Five translation instructions, one drawn at random per example (paper fig. 5 uses five).
 #: The wording is ours, in the spirit of the paper's set; pass your own list through the
 #: profile key ``prompts.instructions`` to use different ones.  ``{src}``/``{tgt}`` are
@@ -169,7 +181,7 @@ class Config:
             elif isinstance(value, Mapping):
                 value = json.loads(json.dumps(dict(value)))
             out[f.name] = value
-        return out
+        return json.loads(json.dumps(out))  # lists, not tuples: as it reads back from a file
 
     @property
     def runs_dir(self) -> Path:
@@ -208,7 +220,16 @@ def read_profiles(path: Path | str = PROFILES_FILE) -> dict[str, dict[str, Any]]
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"profiles file not found: {path}")
-    data = yaml.safe_load(path.read_text()) or {}
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {err.start}: {err.reason}); save it as UTF-8") from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        problem = getattr(err, "problem", None) or str(err)
+        raise ConfigError(f"{where}: YAML syntax error: {problem}; fix the file (a missing colon, "
+                          "quote or indentation is the usual cause)") from None
     if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
         raise ConfigError(f"{path}: expected a mapping of profile name -> settings")
     return data
@@ -281,7 +302,9 @@ def _build_section(cls: type, raw: Any, where: str) -> Any:
 
 
 def _coerce(value: Any, hint: Any, where: str) -> Any:
-    """Check a YAML value against the field's annotation (lists -> tuples, ints -> floats)."""
+    """Check a YAML value against the field's annotation (lists -> tuples, each item checked; ints
+    -> floats). A float field also takes a numeric string: YAML 1.1 reads ``1e-4`` (no dot) as the
+    string "1e-4", which is converted; a string that is not a number is an error naming the field."""
     if typing.get_origin(hint) in (typing.Union, types.UnionType):
         options = typing.get_args(hint)
         if value is None and type(None) in options:
@@ -292,9 +315,15 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
     if typing.get_origin(hint) is tuple:
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{where}: expected a list, got {value!r}")
-        return tuple(value)
+        item = typing.get_args(hint)[0]
+        return tuple(_coerce(v, item, f"{where}[{i}]") for i, v in enumerate(value))
     if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
+    if hint is float and isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            raise ConfigError(f"{where}: expected a number, got {value!r}") from None
     if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
         raise ConfigError(f"{where}: expected {hint.__name__}, got {value!r}")
     return value
@@ -313,6 +342,17 @@ def _check_values(cfg: Config, where: str) -> None:
         if value not in allowed:
             shown = ", ".join(sorted(str(a) for a in allowed))
             raise ConfigError(f"{where}: {key}={value!r} is not one of: {shown}")
+    for key in ("train.per_device_batch", "train.effective_batch", "train.logging_steps", "train.save_steps",
+                "train.lora_r", "train.max_length", "synthesis.batch_size", "synthesis.chunk_size",
+                "synthesis.max_new_tokens", "eval.batch_size", "eval.max_new_tokens"):
+        value = getattr(getattr(cfg, key.split(".")[0]), key.split(".")[1])
+        if value < 1:
+            raise ConfigError(f"{where}: {key}={value} must be at least 1")
+    for direction in cfg.data.directions:
+        src, sep, tgt = direction.partition("-")
+        if not sep or src == tgt or src not in LANGUAGE_NAMES or tgt not in LANGUAGE_NAMES:
+            raise ConfigError(f"{where}: data.directions has {direction!r}; a direction is 'src-tgt' with two "
+                              f"different known codes: {', '.join(sorted(LANGUAGE_NAMES))}")
     bad = set(cfg.train.methods) - set(METHODS)
     if bad:
         raise ConfigError(f"{where}: train.methods {sorted(bad)} unknown; valid: {', '.join(METHODS)}")

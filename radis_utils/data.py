@@ -72,8 +72,21 @@ def read_parallel(path: str | Path, src: str, tgt: str) -> list[Pair]:
     return _read_text_pair(path, src, tgt)
 
 
+def read_text(path: Path) -> str:
+    """A data file's text, exactly (no newline translation); non-UTF-8 bytes are a ``DataError``
+    naming the file, line and column."""
+    blob = path.read_bytes()
+    try:
+        return blob.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = blob.count(b"\n", 0, err.start) + 1
+        column = err.start - (blob.rfind(b"\n", 0, err.start) + 1) + 1
+        raise DataError(f"{path}:{line}: not UTF-8 (byte 0x{blob[err.start]:02x} at column {column}); "
+                        "convert the file to UTF-8, e.g. iconv -f latin1 -t utf-8") from None
+
+
 def _json_records(path: Path) -> Iterator[tuple[int, Any]]:
-    text = path.read_text(encoding="utf-8")
+    text = read_text(path)
     if text.lstrip().startswith("["):
         try:
             records = json.loads(text)
@@ -122,8 +135,13 @@ def _read_text_pair(path: Path, src: str, tgt: str) -> list[Pair]:
 
 
 def _lines(path: Path) -> list[str]:
-    """Lines split on newline only (``str.splitlines`` would also split on U+2028 and friends)."""
-    text = path.read_text(encoding="utf-8").replace("\r\n", "\n")
+    """Lines split on newline only (``str.splitlines`` would also split on U+2028 and friends);
+    a lone carriage return inside a line is an error (split or not, it would shift the pairs)."""
+    text = read_text(path).replace("\r\n", "\n")
+    if "\r" in text:
+        at = text.index("\r")
+        raise DataError(f"{path}:{text.count(chr(10), 0, at) + 1}: a lone carriage return (CR, \\r) inside the "
+                        "line; pairs are split on newlines only: remove it or replace it by a space")
     return text[:-1].split("\n") if text.endswith("\n") else text.split("\n")
 
 

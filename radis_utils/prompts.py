@@ -11,18 +11,7 @@ from __future__ import annotations
 import random
 from typing import Any, Sequence
 
-from .config import INSTRUCTIONS  # the default set: a profile's prompts.instructions
-
-#: ISO code -> English name, for the paper's languages (cs, de, ru, zh <-> en) and the
-#: model organism's synthetic language (``sy``, see ``radis_utils.organism``).
-LANGUAGE_NAMES: dict[str, str] = {
-    "cs": "Czech",
-    "de": "German",
-    "en": "English",
-    "ru": "Russian",
-    "zh": "Chinese",
-    "sy": "Synthian",
-}
+from .config import INSTRUCTIONS, LANGUAGE_NAMES  # noqa: F401  (the default set: a profile's prompts.instructions; names re-exported)
 
 
 class ChatTemplateError(ValueError):

@@ -9,6 +9,8 @@ One record per example (``runs/<profile>/synthesis/<model>/<kind>.jsonl``)::
     decoding      {do_sample, temperature, top_p, max_new_tokens, seed, engine, ...}
     created       ISO time (UTC)
     flags         e.g. ["empty_rationale"], ["sdft_fallback"], ["truncated"]
+    key           ``content_key`` of (instruction, source, reference, model, decoding): the
+                  example and settings the record answers (absent in files from before it)
 
 Records are appended a chunk at a time with one write + flush + fsync, so a crash can only tear
 the *last* line. ``repair`` (run by every synthesis run) cuts such a line away, with a warning;
@@ -17,11 +19,16 @@ a bad line anywhere else is an error naming file and line. ``read_records`` read
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import json
 import os
+import socket
+import sys
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 KINDS: tuple[str, ...] = ("rationale", "seqkd", "sdft")
 FLAGS: tuple[str, ...] = ("empty_rationale", "empty_output", "sdft_fallback", "truncated")
@@ -30,6 +37,10 @@ FIELDS: dict[str, type] = {
     "id": str, "direction": str, "instruction": str, "source": str, "reference": str,
     "target_kind": str, "text": str, "model": str, "decoding": dict, "created": str, "flags": list,
 }
+
+
+#: What a record answers: its ``key`` is the hash of these fields.
+KEY_FIELDS: tuple[str, ...] = ("instruction", "source", "reference", "model", "decoding")
 
 
 class RecordError(ValueError):
@@ -57,7 +68,27 @@ def check_record(record: Any, where: str) -> dict[str, Any]:
         raise RecordError(f"{where}: field 'decoding' lacks {', '.join(missing)}")
     if not record["id"]:
         raise RecordError(f"{where}: field 'id' is empty")
+    if "key" in record and record["key"] != content_key(record):
+        raise RecordError(f"{where}: field 'key' does not match the record's "
+                          f"{', '.join(KEY_FIELDS)} (was the line edited by hand?)")
     return record
+
+
+def content_key(fields: Mapping[str, Any]) -> str:
+    """16-hex-digit hash of a record's ``KEY_FIELDS``: which example, model and decoding it answers."""
+    blob = json.dumps({k: fields[k] for k in KEY_FIELDS}, sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
+
+
+def settings_diff(stored: Any, wanted: Any, prefix: str = "") -> list[str]:
+    """``["train.learning_rate: 0.004 here, 0.001 asked", ...]``: where two nested settings differ."""
+    if isinstance(stored, Mapping) and isinstance(wanted, Mapping):
+        out = []
+        for k in sorted(set(stored) | set(wanted), key=str):
+            a, b = stored.get(k, "<absent>"), wanted.get(k, "<absent>")
+            out += settings_diff(a, b, f"{prefix}.{k}" if prefix else str(k))
+        return out
+    return [] if stored == wanted else [f"{prefix or 'value'}: {stored!r:.80} stored, {wanted!r:.80} asked"]
 
 
 def _scan(path: Path) -> tuple[list[dict[str, Any]], int, tuple[int, str] | None]:
@@ -151,6 +182,53 @@ def append_records(path: str | Path, records: Sequence[dict[str, Any]]) -> None:
 def without_created(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     """Records minus their ``created`` time, sorted by id: what two equal runs share."""
     return sorted(({k: v for k, v in r.items() if k != "created"} for r in records), key=lambda r: r["id"])
+
+
+# --- one writer per store -------------------------------------------------------------------
+
+class LockError(RuntimeError):
+    """Another process is writing the same store (the message names it: pid, host, command)."""
+
+
+@contextmanager
+def exclusive(path: str | Path, what: str, wait: bool = False) -> Iterator[Path]:
+    """Hold ``<path>.lock`` (``fcntl.flock``) while writing ``path``; a second process stops at once
+    with ``LockError`` naming the holder, or with ``wait`` blocks until the holder is done.
+
+    The kernel drops the lock when its holder exits, even on SIGKILL: a leftover file is harmless.
+    """
+    lock = Path(f"{path}.lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "a+", encoding="utf-8") as f:
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "unknown (it has not written its name yet)"
+            message = f"{path}: {what} is being written by another process ({holder})"
+            if not wait:
+                raise LockError(f"{message}; wait for it to finish or stop it (the lock {lock} "
+                                "frees itself when that process ends)") from None
+            print(f"{message}; waiting for it to finish", file=sys.stderr, flush=True)
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        try:
+            f.seek(0)
+            f.truncate()
+            f.write(f"pid {os.getpid()} on {socket.gethostname()}: {_command_line()[:300]}\n")
+            f.flush()
+            yield lock
+        finally:
+            f.seek(0)
+            f.truncate()
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+
+def _command_line() -> str:
+    """This process's command line (``/proc`` on Linux: it includes ``python -c`` code), else argv."""
+    try:
+        return Path("/proc/self/cmdline").read_bytes().rstrip(b"\0").replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return " ".join([sys.executable, *sys.argv])
 
 
 # --- training data ------------------------------------------------------------------------

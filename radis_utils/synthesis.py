@@ -192,11 +192,35 @@ def synthesize(examples: Sequence[Any], kind: str, engine: Engine, tokenizer: An
         warnings.warn(f"skipping {len(invalid)} invalid example(s), listed in report['skipped']: {shown}"
                       f"{' ...' if len(invalid) > 10 else ''}", stacklevel=2)
     out_path = Path(out_path)
+    with rec.exclusive(out_path, f"the {kind} records file"):
+        decoding_dict = record_decoding(decoding, engine.name, kind, max_rationale_tokens, sdft_template,
+                                        sdft_min_chrf)
+        return _synthesize_locked(valid, invalid, len(examples), kind, engine, tokenizer, out_path,
+                                  model_name, decoding, decoding_dict, chunk_size, max_rationale_tokens,
+                                  sdft_min_chrf)
+
+
+def record_decoding(decoding: Decoding, engine: str, kind: str, max_rationale_tokens: int | None = None,
+                    sdft_template: str = SDFT_TEMPLATE, sdft_min_chrf: float | None = None) -> dict[str, Any]:
+    """A record's ``decoding`` field: the sampling settings, the engine, and the post-processing
+    settings of its kind (rationale cap; SDFT's template and filter), all part of its ``key``."""
+    out: dict[str, Any] = {**decoding.to_dict(), "engine": engine}
+    if kind == "rationale":
+        out["max_rationale_tokens"] = max_rationale_tokens
+    elif kind == "sdft":
+        out.update(sdft_template=sdft_template, sdft_min_chrf=sdft_min_chrf)
+    return out
+
+
+def _synthesize_locked(valid: list[tuple[Any, str]], invalid: list[dict[str, str]], n_examples: int, kind: str,
+                       engine: Engine, tokenizer: Any, out_path: Path, model_name: str, decoding: Decoding,
+                       decoding_dict: dict[str, Any], chunk_size: int, max_rationale_tokens: int | None,
+                       sdft_min_chrf: float | None) -> dict[str, Any]:
+    """``synthesize`` past its checks, holding the file's lock."""
     size_before = out_path.stat().st_size if out_path.exists() else 0
     existing = rec.repair(out_path)
     repaired = size_before - (out_path.stat().st_size if out_path.exists() else 0)
-    decoding_dict = {**decoding.to_dict(), "engine": engine.name}
-    _check_compatible(existing, out_path, kind, model_name, decoding_dict)
+    _check_compatible(existing, out_path, kind, {ex.id: ex for ex, _ in valid}, model_name, decoding_dict)
     done = {r["id"]: r for r in existing}
     wanted = {ex.id for ex, _ in valid}
     resumed = len(wanted & done.keys())
@@ -217,17 +241,18 @@ def synthesize(examples: Sequence[Any], kind: str, engine: Engine, tokenizer: An
             if ex.id in done:
                 continue
             text, flags = postprocess(kind, out, ex, tokenizer, max_rationale_tokens, sdft_min_chrf)
-            batch.append({"id": ex.id, "direction": ex.direction, "instruction": ex.instruction,
-                          "source": ex.source, "reference": ex.reference, "target_kind": kind,
-                          "text": text, "model": model_name, "decoding": decoding_dict,
-                          "created": created, "flags": flags})
+            record = {"id": ex.id, "direction": ex.direction, "instruction": ex.instruction,
+                      "source": ex.source, "reference": ex.reference, "target_kind": kind,
+                      "text": text, "model": model_name, "decoding": decoding_dict,
+                      "created": created, "flags": flags}
+            batch.append({**record, "key": rec.content_key(record)})
             new_tokens += out.new_tokens
         rec.append_records(out_path, batch)
         done.update((r["id"], r) for r in batch)
         generated += len(batch)
     mine = [done[i] for i in wanted]
     return {
-        "path": str(out_path), "kind": kind, "examples": len(examples), "valid": len(valid),
+        "path": str(out_path), "kind": kind, "examples": n_examples, "valid": len(valid),
         "generated": generated, "resumed": resumed, "skipped": invalid,
         "repaired_bytes": repaired,
         "nonempty_share": sum(bool(r["text"].strip()) for r in mine) / len(mine) if mine else 0.0,
@@ -238,19 +263,24 @@ def synthesize(examples: Sequence[Any], kind: str, engine: Engine, tokenizer: An
     }
 
 
-def _check_compatible(existing: list[dict[str, Any]], path: Path, kind: str, model: str,
-                      decoding: dict[str, Any]) -> None:
-    """Refuse to resume into a file written for another target, model or decoding."""
-    if not existing:
-        return
-    first = existing[0]
-    theirs = {k: first["decoding"].get(k) for k in rec.DECODING_KEYS}
-    mine = {k: decoding.get(k) for k in rec.DECODING_KEYS}
-    for what, a, b in (("target_kind", first["target_kind"], kind), ("model", first["model"], model),
-                       ("decoding", theirs, mine)):
-        if a != b:
-            raise ValueError(f"{path}:1: field '{what}' is {a!r} but this run asks {b!r}; resume only "
-                             "with the same settings, or write to a fresh file")
+def _check_compatible(existing: list[dict[str, Any]], path: Path, kind: str, examples: dict[str, Any],
+                      model: str, decoding: dict[str, Any]) -> None:
+    """Refuse to resume into a file whose records answer other examples, another target, model or
+    decoding: each record of a wanted id must carry the ``content_key`` this run would write."""
+    for line, old in enumerate(existing, start=1):
+        ex = examples.get(old["id"])
+        if old["target_kind"] != kind:
+            raise ValueError(f"{path}:{line}: field 'target_kind' is {old['target_kind']!r} but this run "
+                             f"asks {kind!r}; write to a fresh file")
+        if ex is None:
+            continue
+        wanted = {"instruction": ex.instruction, "source": ex.source, "reference": ex.reference,
+                  "model": model, "decoding": decoding}
+        if old.get("key", rec.content_key(old)) != rec.content_key(wanted):
+            diff = rec.settings_diff({k: old[k] for k in rec.KEY_FIELDS}, wanted)
+            raise ValueError(f"{path}:{line}: record {old['id']!r} was made for another example or other "
+                             f"settings ({'; '.join(diff[:4]) or 'its key differs'}); resume only with the "
+                             "same data, instructions, model and decoding, or delete the file to synthesise again")
 
 
 def source_model_slug(name: str) -> str:

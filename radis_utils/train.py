@@ -15,7 +15,9 @@ accumulation, bf16/fp16, gradient checkpointing, checkpoints, DDP/FSDP/DeepSpeed
 ``accelerate launch``); ``SpanTrainer`` only swaps in the span-labelled loss of
 ``radis_utils.losses`` and logs its two terms. Adapters land in
 ``runs/<profile>/adapters/<method>-seed<k>/``; ``summary.json`` is written last, so its
-presence means "finished" and a re-run loads instead of training.
+presence means "finished" and a re-run loads instead of training. Resume is exact and checked
+(``radis_utils.checkpoints``: seeded length-grouped order, settings and sessions in every
+checkpoint), and one process at a time trains into a folder (``records.exclusive``).
 """
 
 from __future__ import annotations
@@ -25,7 +27,6 @@ import json
 import os
 import resource
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -35,10 +36,13 @@ from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArgu
 
 from . import data as data_mod
 from . import models, synthesis
+from .checkpoints import (  # noqa: F401  (last_checkpoint: re-exported)
+    Ledger, SeededLengthGroupedSampler, last_checkpoint, merge_sessions, resume_point, step_of,
+)
 from .config import METHODS, Config, ConfigError, apply_runtime, device_name, load_profile, progress, versions
 from .losses import REFERENCE, RATIONALE, Tokenized, collate, span_losses, tokenize_example
 from .replies import split_reply
-from .records import read_records, write_json
+from .records import exclusive, read_records, settings_diff, write_json
 
 #: The synthesis target each method needs (vanilla needs none).
 SYNTHESIS_KIND = {"radis": "rationale", "seqkd": "seqkd", "sdft": "sdft"}
@@ -81,6 +85,13 @@ def synthesized(cfg: Config, method: str, examples: Sequence[Any], source: str |
     if missing:
         raise TrainingError(f"{path}: {len(missing)} of {len(examples)} examples have no record "
                             f"(first: {missing[0]}); re-run the synthesis to finish the file")
+    for e in examples:  # a record answers its example: edited data or instructions are refused
+        fields = ("instruction", "source", "reference")
+        diff = settings_diff({f: by_id[e.id][f] for f in fields}, {f: getattr(e, f) for f in fields})
+        if diff:
+            raise TrainingError(f"{path}: the record of {e.id} answers another example ({'; '.join(diff)}); "
+                                f"the data or instructions changed since the synthesis: delete {path} and "
+                                "run the synthesis again")
     return by_id
 
 
@@ -150,18 +161,40 @@ class SpanTrainer(Trainer):
     the Trainer divides it by the accumulation steps.
     """
 
-    def __init__(self, *args: Any, rationale_weight: float = 1.0, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, rationale_weight: float = 1.0, group_seed: int | None = None,
+                 **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.rationale_weight = rationale_weight
+        self.group_seed = group_seed  # not None: length-grouped batches in a seeded order
         self.model_accepts_loss_kwargs = False  # our loss is a per-micro-batch mean
         self._span_sums = torch.zeros(4, dtype=torch.float64)
+        self._session = torch.zeros(3, dtype=torch.float64)  # this session: loss sum, real/processed tokens
+        self._micro_batches = 0
+
+    def _get_train_sampler(self, *args: Any, **kwargs: Any) -> Any:
+        """The seeded length-grouped sampler (both transformers lines call this with or without the dataset)."""
+        if self.group_seed is None:
+            return super()._get_train_sampler(*args, **kwargs)
+        dataset = args[0] if args else kwargs.get("train_dataset") or self.train_dataset
+        return SeededLengthGroupedSampler(self.args.train_batch_size * self.args.gradient_accumulation_steps,
+                                          [len(f["input_ids"]) for f in dataset], self.group_seed)
 
     def compute_loss(self, model: Any, inputs: dict[str, torch.Tensor], return_outputs: bool = False,
                      num_items_in_batch: Any = None) -> Any:
         out = span_losses(model, inputs, self.rationale_weight)
         self._span_sums += torch.stack([out["mt_sum"], out["mt_tokens"], out["rationale_sum"],
                                         out["rationale_tokens"]]).detach().double().cpu()
+        mask = inputs["attention_mask"]
+        self._session += torch.stack([out["total_mean"].detach().float(), mask.sum().float(),
+                                      torch.tensor(float(mask.numel()), device=mask.device)]).double().cpu()
+        self._micro_batches += 1
         return (out["total_mean"], out) if return_outputs else out["total_mean"]
+
+    def session_counters(self) -> dict[str, float]:
+        """This session's loss sum, micro-batches and tokens (those trained on, not prefetched)."""
+        loss_sum, real, processed = self._session.tolist()
+        return {"loss_sum": loss_sum, "micro_batches": self._micro_batches, "real_tokens": real,
+                "processed_tokens": processed}
 
     def log(self, logs: dict[str, float], *args: Any, **kwargs: Any) -> None:
         if "loss" in logs:
@@ -271,10 +304,22 @@ def train(cfg: Config, method: str, seed: int = 0, examples: Sequence[Any] | Non
     key = train_key(cfg, method, seed, source)
     done = read_summary(out)
     if done is not None:
-        if done.get("key") != key:
-            raise TrainingError(f"{out}/summary.json was trained with other settings; delete {out} "
-                                "to retrain, or pass another tag")
+        diff = settings_diff(done.get("key"), key)
+        if diff:
+            raise TrainingError(f"{out}/summary.json was trained with other settings ({'; '.join(diff[:6])}); "
+                                f"delete {out} to retrain, or pass another tag")
         return out
+    if int(os.environ.get("RANK", "0")) != 0:  # one lock per run: held by the main process
+        return _train(cfg, method, seed, out, key, examples, source, callbacks, verbose, overrides)
+    with exclusive(out / "training", f"the {method} seed {seed} training run"):
+        return _train(cfg, method, seed, out, key, examples, source, callbacks, verbose, overrides)
+
+
+def _train(cfg: Config, method: str, seed: int, out: Path, key: dict[str, Any], examples: Sequence[Any] | None,
+           source: str | None, callbacks: Sequence[TrainerCallback], verbose: bool,
+           overrides: dict[str, Any]) -> Path:
+    """``train`` past its cache check (under the folder's lock)."""
+    last, sessions = resume_point(out / "checkpoints", key)
     items, counts = training_items(cfg, method, examples, source)
     model, tokenizer = models.load_backbone(cfg)
     features, tok_counts = tokenize_items(tokenizer, items, cfg.train.max_length)
@@ -284,17 +329,17 @@ def train(cfg: Config, method: str, seed: int = 0, examples: Sequence[Any] | Non
     model = models.add_lora(cfg, model)
     collator = SpanCollator(tokenizer.pad_token_id)
     args = training_arguments(cfg, out, seed, **overrides)
+    ledger = Ledger(key, sessions, step_of(last))
     trainer = SpanTrainer(model=model, args=args, train_dataset=features, data_collator=collator,
-                          callbacks=[ProgressBar(f"train {method} seed {seed}"), *callbacks],
-                          rationale_weight=cfg.train.rationale_weight)
+                          callbacks=[ProgressBar(f"train {method} seed {seed}"), ledger, *callbacks],
+                          rationale_weight=cfg.train.rationale_weight,
+                          group_seed=seed if cfg.train.group_by_length else None)
+    ledger.counters = trainer.session_counters
     if not verbose:
         trainer.remove_callback(PrinterCallback)
-    last = last_checkpoint(out / "checkpoints")
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
-    start = time.time()
-    result = trainer.train(resume_from_checkpoint=str(last) if last else None)
-    seconds = time.time() - start
+    trainer.train(resume_from_checkpoint=str(last) if last else None)
     save_adapter(trainer, tokenizer, out)  # every process: under FSDP the gather is collective
     if trainer.is_world_process_zero():
         if cfg.train.merge:  # from the saved adapter: the trained model stays as it is
@@ -304,11 +349,9 @@ def train(cfg: Config, method: str, seed: int = 0, examples: Sequence[Any] | Non
             "key": key, "method": method, "seed": seed, "profile": cfg.profile,
             "config_hash": models.config_hash(cfg), "features": len(features), **counts, **tok_counts,
             "parameters": models.trainable_parameters(trainer.model),
-            "steps": trainer.state.global_step, "resumed_from_step": _step_of(last),
+            "steps": trainer.state.global_step, "resumed_from_step": step_of(last),
             "processes": args.world_size, "gradient_accumulation_steps": args.gradient_accumulation_steps,
-            "train_seconds": round(seconds, 1), "train_loss": round(result.training_loss, 4),
-            "tokens_per_s": round(collator.real_tokens / seconds, 1),
-            "token_efficiency": round(collator.real_tokens / max(collator.processed_tokens, 1), 4),
+            **merge_sessions([*sessions, ledger.session(trainer.state.global_step)]),
             "peak_memory_gib": round(peak_memory_bytes() / 2**30, 3), "device": device_name(),
             "log": [e for e in trainer.state.log_history if "loss" in e or "train_loss" in e],
             "versions": versions(),
@@ -332,16 +375,6 @@ def save_adapter(trainer: Any, tokenizer: Any, out: Path) -> None:
         config = json.loads(config_file.read_text(encoding="utf-8"))
         config["base_model_name_or_path"] = models.portable_base(config.get("base_model_name_or_path"))
         write_json(config_file, config)
-
-
-def last_checkpoint(folder: Path, marker: str = "trainer_state.json") -> Path | None:
-    """The latest ``checkpoint-N`` in ``folder`` that holds ``marker`` (a complete one), or ``None``."""
-    ckpts = [p for p in folder.glob("checkpoint-*") if (p / marker).is_file()]
-    return max(ckpts, key=_step_of) if ckpts else None
-
-
-def _step_of(checkpoint: Path | None) -> int:
-    return int(checkpoint.name.split("-")[-1]) if checkpoint else 0
 
 
 def peak_memory_bytes() -> int:

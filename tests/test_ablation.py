@@ -15,7 +15,8 @@ from radis_utils.organism import OrganismConfig, World, build_tokenizer
 from radis_utils.observation import classify_heuristic
 
 torch.set_num_threads(1)
-DECODING = {"do_sample": False, "temperature": 1.0, "top_p": 1.0, "max_new_tokens": 6, "seed": 0, "engine": "hf"}
+DECODING = {"do_sample": False, "temperature": 1.0, "top_p": 1.0, "max_new_tokens": 6, "seed": 0, "engine": "hf",
+            "max_rationale_tokens": None}
 
 
 @pytest.fixture(scope="module")

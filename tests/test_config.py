@@ -59,6 +59,14 @@ def test_unknown_profile_lists_valid_ones():
     ({"model__dtype": "fp8"}, "model.dtype='fp8' is not one of"),
     ({"train__methods": ["radis", "dpo"]}, "train.methods ['dpo'] unknown"),
     ({"train__per_device_batch": 5}, "must be a multiple"),
+    ({"train__per_device_batch": 0}, "train.per_device_batch=0 must be at least 1"),
+    ({"synthesis__chunk_size": -2}, "synthesis.chunk_size=-2 must be at least 1"),
+    ({"train__seeds": ["zero"]}, "train.seeds[0]: expected int, got 'zero'"),
+    ({"train__methods": ["radis", 3]}, "train.methods[1]: expected str, got 3"),
+    ({"data__directions": ["xx-en"]}, "data.directions has 'xx-en'; a direction is 'src-tgt' with two different known codes"),
+    ({"data__directions": ["en-en"]}, "data.directions has 'en-en'"),
+    ({"data__directions": ["deen"]}, "data.directions has 'deen'"),
+    ({"train__learning_rate": "fast"}, "train.learning_rate: expected a number, got 'fast'"),
 ])
 def test_bad_keys_and_values_are_named(override, fragment):
     with pytest.raises(ConfigError) as err:
@@ -88,6 +96,26 @@ def test_custom_profiles_file(tmp_path):
         load_profile("mine", profiles_file=f)
     with pytest.raises(ConfigError, match="not found"):
         load_profile("mine", profiles_file=tmp_path / "missing.yaml")
+
+
+def test_yaml_reads_1e_4_as_a_string_and_the_config_converts_it(tmp_path):
+    f = tmp_path / "p.yaml"
+    f.write_text("mine:\n  train:\n    learning_rate: 1e-4\n    warmup_ratio: 5e-2\n")
+    import yaml
+
+    assert yaml.safe_load(f.read_text())["mine"]["train"]["learning_rate"] == "1e-4"  # YAML 1.1: no dot, a string
+    cfg = load_profile("mine", profiles_file=f)
+    assert cfg.train.learning_rate == 1e-4 and cfg.train.warmup_ratio == 0.05
+
+
+def test_bad_profiles_files_are_named(tmp_path):
+    f = tmp_path / "p.yaml"
+    f.write_text("mine:\n  train:\n    lora_r: 8\n   bad: [1\n")
+    with pytest.raises(ConfigError, match=rf"{f}:\d+:\d+: YAML syntax error: .*fix the file"):
+        load_profile("mine", profiles_file=f)
+    f.write_bytes("mine:\n  description: caf\xe9\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match=rf"{f}: not UTF-8 text"):
+        load_profile("mine", profiles_file=f)
 
 
 def test_paths_resolve_against_project_root(root, tmp_path, monkeypatch):

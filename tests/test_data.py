@@ -41,6 +41,25 @@ def test_errors_name_file_line_and_field(tmp_path):
         read_parallel(tmp_path / "missing.json", "de", "en")
 
 
+def test_non_utf8_files_are_named_with_line(tmp_path):
+    (tmp_path / "t.de-en.de").write_bytes("eins\nzwei gr\xfc\xdfe\n".encode("latin-1"))
+    (tmp_path / "t.de-en.en").write_text("one\ntwo greetings\n")
+    with pytest.raises(DataError, match=r"t\.de-en\.de:2: not UTF-8 \(byte 0xfc at column 8\); convert"):
+        read_parallel(tmp_path / "t.de-en", "de", "en")
+    (tmp_path / "j.jsonl").write_bytes(b'{"translation": {"de": "a", "en": "b"}}\n{"translation": {"de": "\xff"}}\n')
+    with pytest.raises(DataError, match=r"j\.jsonl:2: not UTF-8"):
+        read_parallel(tmp_path / "j.jsonl", "de", "en")
+
+
+def test_a_lone_carriage_return_inside_a_line_is_refused(tmp_path):
+    (tmp_path / "t.de-en.de").write_bytes(b"eins\r\nzwei\rdrei\r\nvier\r\n")  # CRLF endings are fine
+    (tmp_path / "t.de-en.en").write_text("one\ntwo three\nfour\n")
+    with pytest.raises(DataError, match=r"t\.de-en\.de:2: a lone carriage return"):
+        read_parallel(tmp_path / "t.de-en", "de", "en")
+    (tmp_path / "t.de-en.de").write_bytes(b"eins\r\nzwei drei\r\nvier\r\n")
+    assert [p.source for p in read_parallel(tmp_path / "t.de-en", "de", "en")] == ["eins", "zwei drei", "vier"]
+
+
 def test_real_alma_files_when_present(alma_dir):
     pairs = read_parallel(alma_dir / "human_written_data" / "deen" / "train.de-en", "de", "en")
     assert len(pairs) == 14211

@@ -28,10 +28,14 @@ def test_results_are_written_once_and_checked_against_the_config(tiny_backbone, 
     assert len(base["replies"]["en-sy"]) == 6 and base["extraction"] == cfg.eval.extraction
     assert evaluate.evaluate(cfg, evaluate.BACKBONE) == json.loads(path.read_text())  # read, not recomputed
     other = tiny_cfg(tiny_backbone, tmp_path, eval__max_new_tokens=9)
-    with pytest.raises(evaluate.ResultsError, match=r"backbone\.json: written by profile 'ci' with config"):
+    with pytest.raises(evaluate.ResultsError, match=r"backbone\.json: written by profile 'ci' with config .*"
+                                                    r"\(differing: eval\.max_new_tokens: 8 stored, 9 asked\)"):
         evaluate.evaluate(other, evaluate.BACKBONE)
     path.write_text("{not json")
     with pytest.raises(evaluate.ResultsError, match=r"backbone\.json: not valid JSON"):
+        evaluate.read_results(path)
+    path.write_text("[1, 2]")
+    with pytest.raises(evaluate.ResultsError, match=r"backbone\.json: expected a JSON object, got list; delete it"):
         evaluate.read_results(path)
 
 
@@ -48,6 +52,17 @@ def test_an_adapter_is_evaluated_with_rp_against_the_backbone(tiny_backbone, tmp
     result = evaluate.evaluate(cfg, "vanilla", 0)
     assert result["rp"] == 75.0  # (20/40 + 10/10) / 2
     assert result["method"] == "vanilla" and result["seed"] == 0 and result["config_hash"] == models.config_hash(cfg)
+    other = tiny_cfg(tiny_backbone, tmp_path / "other", train__learning_rate=1e-5, train__epochs=1.0)
+    import shutil
+
+    shutil.copytree(train.adapter_dir(cfg, "vanilla", 0), train.adapter_dir(other, "vanilla", 0))
+    with pytest.raises(evaluate.ResultsError, match=r"vanilla-seed0/summary\.json: this adapter was trained with other "
+                                                    r"settings than profile 'ci' asks \(train\.epochs: 8\.0 stored, 1\.0 "
+                                                    r"asked; train\.learning_rate: 0\.004 stored, 1e-05 asked\)"):
+        evaluate.evaluate(other, "vanilla", 0)
+    (train.adapter_dir(other, "vanilla", 0) / "summary.json").unlink()
+    with pytest.raises(evaluate.ResultsError, match=r"vanilla-seed0: no summary\.json, so its training did not finish"):
+        evaluate.evaluate(other, "vanilla", 0)
 
 
 def test_empty_test_lines_are_refused_with_the_pair_named(tiny_backbone, tmp_path, monkeypatch):

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import random
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -157,10 +160,34 @@ def test_cache_is_atomic_and_reused(tmp_path: Path) -> None:
     assert path == final and is_complete(path)
     meta = json.loads((path / "organism.json").read_text())
     assert meta["config_hash"] == cfg.config_hash()
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".") and p != stale_tmp]
+    # a killed build's temporary folder is cleaned; only the (free) build lock file stays
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == [f".{cfg.config_hash()}.lock"]
     stamp = (path / "model.safetensors").stat().st_mtime_ns
     assert build_organism(cfg, tmp_path) == path
     assert (path / "model.safetensors").stat().st_mtime_ns == stamp
+
+
+def _hold_build_lock(cache_root, name, seconds):  # run in a second process
+    from radis_utils.records import exclusive
+
+    with exclusive(Path(cache_root) / f".{name}", "a test build"):
+        print("holding", flush=True)
+        time.sleep(seconds)
+
+
+def test_a_second_build_waits_for_the_first(tmp_path: Path, root) -> None:
+    cfg = OrganismConfig(**TINY)
+    code = (f"from tests.test_organism import _hold_build_lock; "
+            f"_hold_build_lock({str(tmp_path)!r}, {cfg.config_hash()!r}, 3)")
+    child = subprocess.Popen([sys.executable, "-c", code], cwd=root, stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "holding"
+        start = time.monotonic()
+        path = build_organism(cfg, tmp_path)  # waits for the holder to finish, then builds
+        assert time.monotonic() - start > 1 and is_complete(path) and child.wait(timeout=60) == 0
+    finally:
+        child.kill()
+        child.wait()
 
 
 def test_saved_organism_loads_like_a_backbone(tmp_path: Path) -> None:

@@ -29,6 +29,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def tiny():
+    return make_tiny()
+
+
+def make_tiny():
+    """A tiny random chat model, the same in every process (seeded)."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
     tok = demo_chat_tokenizer("mistral")
@@ -204,11 +209,11 @@ def test_record_schema_report_and_second_run_is_a_no_op(tiny, tmp_path):
     records = rec.read_records(out)
     assert [r["id"] for r in records] == [e.id for e in examples]
     for r, e in zip(records, examples):
-        assert set(r) == set(rec.FIELDS)
+        assert set(r) == set(rec.FIELDS) | {"key"} and r["key"] == rec.content_key(r)
         assert (r["direction"], r["instruction"], r["source"], r["reference"]) == (e.direction, e.instruction, e.source, e.reference)
         assert r["target_kind"] == "rationale" and r["model"] == "tiny"
         assert r["decoding"] == {"do_sample": False, "temperature": 1.0, "top_p": 1.0, "max_new_tokens": 6,
-                                 "seed": 0, "engine": "hf"}
+                                 "seed": 0, "engine": "hf", "max_rationale_tokens": None}
         assert set(r["flags"]) <= set(rec.FLAGS)
     assert report["generated"] == 10 and report["resumed"] == 0 and report["skipped"] == []
     assert 0 <= report["nonempty_share"] <= 1 and report["examples_per_s"] > 0
@@ -316,8 +321,52 @@ def test_resume_refuses_a_file_of_other_settings(tiny, tmp_path):
     run(tiny, make_examples(3), out)
     with pytest.raises(ValueError, match=r"r\.jsonl:1: field 'target_kind'"):
         run(tiny, make_examples(3), out, kind="seqkd")
-    with pytest.raises(ValueError, match=r"r\.jsonl:1: field 'decoding'"):
+    with pytest.raises(ValueError, match=r"r\.jsonl:1: record .*decoding\.max_new_tokens: 6 stored, 7 asked"):
         run(tiny, make_examples(3), out, decoding=Decoding(max_new_tokens=7))
+    with pytest.raises(ValueError, match=r"r\.jsonl:1: .*decoding\.max_rationale_tokens: None stored, 2 asked"):
+        run(tiny, make_examples(3), out, max_rationale_tokens=2)
+    sdft = tmp_path / "s.jsonl"
+    run(tiny, make_examples(3), sdft, kind="sdft")
+    with pytest.raises(ValueError, match=r"s\.jsonl:1: .*decoding\.sdft_min_chrf: None stored, 50\.0 asked"):
+        run(tiny, make_examples(3), sdft, kind="sdft", sdft_min_chrf=50.0)
+
+
+def test_records_are_keyed_by_the_example_they_answer(tiny, tmp_path):
+    out = tmp_path / "r.jsonl"
+    run(tiny, make_examples(3), out)
+    edited = [Example(e.id, e.direction, e.template, e.instruction, e.source, e.reference.replace("here", "there"))
+              for e in make_examples(3)]
+    with pytest.raises(ValueError, match=r"r\.jsonl:1: record 'de-en-0000' .*reference: 'Sentence 0 is here\.' "
+                                         r"stored, 'Sentence 0 is there\.' asked.*delete the file"):
+        run(tiny, edited, out)
+    lines = out.read_text().splitlines()
+    lines[1] = lines[1].replace("Satz 1", "Satz 9")  # hand-edited: key no longer matches
+    out.write_text("\n".join(lines) + "\n")
+    with pytest.raises(rec.RecordError, match=r"r\.jsonl:2: field 'key' does not match"):
+        rec.read_records(out)
+
+
+def _hold_records_lock(path, seconds):  # run in a second process
+    with rec.exclusive(path, "the test records file"):
+        print("holding", flush=True)
+        time.sleep(seconds)
+
+
+def test_a_second_writer_stops_at_once_naming_the_holder(tiny, tmp_path):
+    out = tmp_path / "r.jsonl"
+    code = f"from tests.test_synthesis import _hold_records_lock; _hold_records_lock({str(out)!r}, 60)"
+    child = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "holding"
+        start = time.monotonic()
+        with pytest.raises(rec.LockError, match=rf"r\.jsonl: the rationale records file is being written by "
+                                               rf"another process \(pid {child.pid} on .*_hold_records_lock"):
+            run(tiny, make_examples(3), out)
+        assert time.monotonic() - start < 5 and not out.exists()
+    finally:
+        child.kill()
+        child.wait()
+    assert run(tiny, make_examples(3), out)["generated"] == 3  # the lock died with its holder
 
 
 def test_invalid_examples_fail_before_any_generation(tiny, tmp_path):
@@ -410,6 +459,37 @@ def test_one_atomic_json_writer():
     found = sorted(p.relative_to(package).as_posix() for p in package.rglob("*.py")
                    if hand_rolled.search(p.read_text(encoding="utf-8")))
     assert found == ["records.py"], f"write JSON with records.write_json, not by hand: {found}"
+
+
+def tiny_run(out: str, n: int, chunk: int, stall_after: int | None = None) -> dict:
+    """A sampled synthesis with the tiny model (also the body of the subprocess that gets killed)."""
+    torch.set_num_threads(1)
+    model, tok = make_tiny()
+    engine = Spy(HFEngine(model, tok, batch_size=3), stall_after=stall_after)
+    return synthesize(make_examples(n), "rationale", engine, tok, out, model_name="tiny",
+                      decoding=Decoding(True, 1.2, 0.95, 6, seed=5), chunk_size=chunk)
+
+
+def test_sigkilled_synthesis_resumes_to_the_uninterrupted_file(tmp_path):
+    n, chunk = 12, 4
+    whole = tmp_path / "whole.jsonl"
+    tiny_run(str(whole), n, chunk)
+    out = tmp_path / "killed.jsonl"
+    code = f"from tests.test_synthesis import tiny_run; tiny_run({str(out)!r}, {n}, {chunk}, stall_after=2)"
+    child = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT)
+    try:
+        deadline = time.monotonic() + 120
+        while not (out.exists() and out.read_bytes().count(b"\n") >= 2 * chunk):
+            assert child.poll() is None and time.monotonic() < deadline, "child ended before its 2nd chunk"
+            time.sleep(0.1)
+    finally:
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait()
+    assert child.returncode == -signal.SIGKILL and len(rec.read_records(out)) == 2 * chunk
+    resumed = tiny_run(str(out), n, chunk)  # the dead writer's lock is free
+    assert (resumed["resumed"], resumed["generated"]) == (2 * chunk, n - 2 * chunk)
+    assert rec.without_created(rec.read_records(out)) == rec.without_created(rec.read_records(whole))
+
 
 # --- the model organism (slow: builds it when not cached) ---------------------------------
 

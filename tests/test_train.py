@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import time
 
 import pytest
 import torch
 from transformers import TrainerCallback
 
 from radis_utils import data, models, records, synthesis, train
+from radis_utils.checkpoints import ResumeError
 from radis_utils.config import ConfigError, load_profile
 from radis_utils.losses import RATIONALE, REFERENCE
 
@@ -126,7 +130,7 @@ def test_train_resumes_after_interruption_and_loads_back(backbone, tmp_path):
     assert summary["parameters"]["trainable"] < summary["parameters"]["total"]
     # finished: a re-run loads instead of training; other settings are refused
     assert train.train(cfg, "vanilla", seed=0, callbacks=[Interrupt(1)]) == out
-    with pytest.raises(train.TrainingError, match="other settings"):
+    with pytest.raises(train.TrainingError, match=r"other settings \(train\.learning_rate: 0\.004 stored, 1e-05 asked"):
         train.train(tiny_cfg(backbone, tmp_path, train__learning_rate=1e-5), "vanilla", seed=0)
     # the adapter loads back and changes the backbone's outputs
     tuned, base = models.load_adapter(cfg, out), models.load_model(cfg)
@@ -134,6 +138,86 @@ def test_train_resumes_after_interruption_and_loads_back(backbone, tmp_path):
     assert not torch.allclose(tuned(input_ids=ids).logits, base(input_ids=ids).logits)
     merged = models.load_adapter(cfg, out, merge=True)
     assert torch.allclose(merged(input_ids=ids).logits, tuned(input_ids=ids).logits, atol=1e-4)
+
+
+class EndInterrupt(TrainerCallback):
+    """Stops the run after its last checkpoint, before the adapter and summary are written."""
+
+    def on_train_end(self, args, state, control, **kw):
+        raise KeyboardInterrupt
+
+
+def adapter_weights(out):
+    from safetensors.torch import load_file
+
+    return load_file(str(out / "adapter_model.safetensors"))
+
+
+def test_a_killed_run_resumes_exactly_and_its_summary_covers_every_session(backbone, tmp_path):
+    # the defaults: group_by_length on; 3 optimizer steps per epoch, a checkpoint every 2
+    small = dict(train__save_steps=2, data__max_train_pairs=24, train__per_device_batch=4, train__effective_batch=8)
+    cfg = tiny_cfg(backbone, tmp_path, **small)
+    assert cfg.train.group_by_length
+    whole = train.train(cfg, "vanilla", seed=0, tag="whole")
+    with pytest.raises(KeyboardInterrupt):  # killed in epoch 2, after checkpoint-4
+        train.train(cfg, "vanilla", seed=0, callbacks=[Interrupt(5)])
+    out = train.adapter_dir(cfg, "vanilla", 0)
+    ledger = out / "checkpoints" / "checkpoint-4" / "radis_run.json"
+    for key, shown in [("train__learning_rate", r"train\.learning_rate: 0\.004 stored, 0\.001 asked"),
+                       ("synthesis__max_rationale_tokens", r"synthesis\.max_rationale_tokens: None stored, 5 asked"),
+                       ("synthesis__sdft_min_chrf", r"synthesis\.sdft_min_chrf: 50\.0 stored, 10\.0 asked")]:
+        value = {"train__learning_rate": 1e-3, "synthesis__max_rationale_tokens": 5}.get(key, 10.0)
+        with pytest.raises(ResumeError, match=rf"{ledger}: this checkpoint was trained with other settings "
+                                                    rf"\({shown}.*delete .*checkpoints to train from the start"):
+            train.train(tiny_cfg(backbone, tmp_path, **small, **{key: value}), "vanilla", seed=0)
+    with pytest.raises(KeyboardInterrupt):  # killed again after the last checkpoint, before the summary
+        train.train(cfg, "vanilla", seed=0, callbacks=[EndInterrupt()])
+    assert train.read_summary(out) is None
+    train.train(cfg, "vanilla", seed=0)  # nothing left to train: only the summary is written
+    a, b = adapter_weights(whole), adapter_weights(out)
+    assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+    fields = ("step", "loss", "mt_loss", "learning_rate", "grad_norm")
+    log_a = [[e.get(f) for f in fields] for e in train.train_log(whole)]
+    log_b = [[e.get(f) for f in fields] for e in train.train_log(out)]
+    assert [e[0] for e in log_b] == [1, 2, 3, 4, 5, 6]
+    assert len(log_a) == len(log_b) and all(x == pytest.approx(y, abs=1e-6) for x, y in zip(log_a, log_b))
+    one, three = train.read_summary(whole), train.read_summary(out)
+    assert [s["steps"] for s in three["sessions"]] == [[0, 4], [4, 6], [6, 6]]
+    assert three["train_loss"] == pytest.approx(one["train_loss"], abs=1e-4) and one["train_loss"] > 0
+    assert three["real_tokens"] == one["real_tokens"] > 0 and three["token_efficiency"] == one["token_efficiency"]
+    assert three["train_seconds"] > 0 and three["tokens_per_s"] > 0
+
+
+def _hold_lock(path, seconds):  # run in a second process
+    with records.exclusive(path, "a test"):
+        print("holding", flush=True)
+        time.sleep(seconds)
+
+
+def test_a_second_training_process_stops_at_once_naming_the_first(backbone, tmp_path, root):
+    cfg = tiny_cfg(backbone, tmp_path)
+    out = train.adapter_dir(cfg, "vanilla", 0)
+    code = f"from tests.test_train import _hold_lock; _hold_lock({str(out / 'training')!r}, 60)"
+    child = subprocess.Popen([sys.executable, "-c", code], cwd=root, stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "holding"
+        with pytest.raises(records.LockError, match=rf"the vanilla seed 0 training run is being written by another "
+                                                    rf"process \(pid {child.pid} on .*_hold_lock"):
+            train.train(cfg, "vanilla", seed=0)
+    finally:
+        child.kill()
+        child.wait()
+    assert not (out / "checkpoints").exists()
+
+
+def test_training_refuses_records_of_edited_examples(backbone, tmp_path):
+    cfg = tiny_cfg(backbone, tmp_path)
+    examples = fake_synthesis(cfg, "rationale", lambda e: "r")
+    edited = [data.Example(e.id, e.direction, e.template, e.instruction, e.source, e.reference + " x")
+              for e in examples]
+    with pytest.raises(train.TrainingError, match=rf"rationale\.jsonl: the record of {examples[0].id} answers another "
+                                                  r"example \(reference: .*delete .*run the synthesis again"):
+        train.training_items(cfg, "radis", edited)
 
 
 def test_radis_logs_both_terms_and_counts_empty_rationales(backbone, tmp_path):

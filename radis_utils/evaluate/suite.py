@@ -18,7 +18,7 @@ from typing import Any, Mapping, Sequence
 from .. import data, models
 from ..config import Config, device_name, versions
 from ..engines import generate
-from ..records import write_json
+from ..records import settings_diff, write_json
 from ..prompts import INSTRUCTIONS, chat_prompt, translation_request
 from ..replies import EXTRACTION_RULES, split_reply
 from .scores import gain_ratio, relative_performance
@@ -108,9 +108,11 @@ def evaluate(cfg: Config, method: str, seed: int = 0, tag: str = "") -> dict[str
     else:
         from ..train import adapter_dir
 
-        model = models.load_adapter(cfg, adapter_dir(cfg, method, seed, tag), merge=cfg.model.quantization is None)
-    result = {"profile": cfg.profile, "config_hash": models.config_hash(cfg), "method": method,
-              "seed": None if method == BACKBONE else seed, "tag": tag,
+        folder = adapter_dir(cfg, method, seed, tag)
+        check_adapter(cfg, folder, method, seed)
+        model = models.load_adapter(cfg, folder, merge=cfg.model.quantization is None)
+    result = {"profile": cfg.profile, "config_hash": models.config_hash(cfg), "settings": cfg.to_dict(),
+              "method": method, "seed": None if method == BACKBONE else seed, "tag": tag,
               **evaluate_model(cfg, model, tokenizer), "extraction": cfg.eval.extraction}
     if method != BACKBONE and result["general"]:
         base = evaluate(cfg, BACKBONE)
@@ -122,6 +124,28 @@ def evaluate(cfg: Config, method: str, seed: int = 0, tag: str = "") -> dict[str
     return result
 
 
+def check_adapter(cfg: Config, folder: Path, method: str, seed: int) -> None:
+    """Refuse (``ResultsError`` naming the file and the settings) an unfinished adapter, or one
+    trained with other settings than ``cfg`` asks (its ``summary.json`` key vs ``train.train_key``)."""
+    from ..train import read_summary, train_key
+
+    if not (folder / "adapter_config.json").is_file():
+        return  # models.load_adapter says "train it first"
+    summary = read_summary(folder)
+    if summary is None:
+        raise ResultsError(f"{folder}: no summary.json, so its training did not finish; run the training "
+                           "again (it resumes from its last checkpoint) before evaluating")
+
+    def without_source(key: Any) -> dict[str, Any]:  # another model's rationales (chapter 06) is allowed
+        return {k: v for k, v in dict(key or {}).items() if k != "rationale_source"}
+
+    diff = settings_diff(without_source(summary.get("key")), without_source(train_key(cfg, method, seed, None)))
+    if diff:
+        raise ResultsError(f"{folder}/summary.json: this adapter was trained with other settings than profile "
+                           f"{cfg.profile!r} asks ({'; '.join(diff[:6])}{' ...' if len(diff) > 6 else ''}); "
+                           f"evaluate it with the settings it was trained with, or delete {folder} and train again")
+
+
 def read_results(path: str | Path, cfg: Config | None = None) -> dict[str, Any]:
     """A results file, checked against ``cfg`` (same profile and config hash) when given."""
     path = Path(path)
@@ -131,6 +155,9 @@ def read_results(path: str | Path, cfg: Config | None = None) -> dict[str, Any]:
         result = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:
         raise ResultsError(f"{path}: not valid JSON ({err}); delete it and evaluate again") from None
+    if not isinstance(result, dict):
+        raise ResultsError(f"{path}: expected a JSON object, got {type(result).__name__}; delete it and "
+                           "evaluate again")
     for field in ("profile", "config_hash", "method", "translation", "general"):
         if field not in result:
             raise ResultsError(f"{path}: field '{field}' missing; delete it and evaluate again")
@@ -142,9 +169,11 @@ def read_results(path: str | Path, cfg: Config | None = None) -> dict[str, Any]:
 def check_provenance(path: Path, result: Mapping[str, Any], cfg: Config, remedy: str) -> None:
     """Refuse (``ResultsError`` naming ``path``) a results file written under another profile or config."""
     if (result.get("profile"), result.get("config_hash")) != (cfg.profile, models.config_hash(cfg)):
+        diff = settings_diff(result["settings"], cfg.to_dict()) if isinstance(result.get("settings"), dict) else []
+        shown = f" (differing: {'; '.join(diff[:6])}{' ...' if len(diff) > 6 else ''})" if diff else ""
         raise ResultsError(f"{path}: written by profile {result.get('profile')!r} with config "
                            f"{result.get('config_hash')}, but this run is {cfg.profile!r} with config "
-                           f"{models.config_hash(cfg)}; {remedy}")
+                           f"{models.config_hash(cfg)}{shown}; {remedy}")
 
 
 def extraction_effect(result: Mapping[str, Any], cfg: Config, rules: Sequence[str] = EXTRACTION_RULES) -> dict[str, dict]:

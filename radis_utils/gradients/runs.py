@@ -124,7 +124,8 @@ def seed_similarity(cfg: Any, seed: int, methods: Sequence[str] = PAIR_METHODS, 
             out[method][prec] = res
         del model
     directions = dict(Counter(item.direction for item in items))
-    result = {"profile": cfg.profile, "config_hash": models.config_hash(cfg), "seed": seed, "options": options,
+    result = {"profile": cfg.profile, "config_hash": models.config_hash(cfg), "settings": cfg.to_dict(),
+              "seed": seed, "options": options,
               "sample": {"items": len(items), "per_direction": directions, "identical_blanked": identical},
               "methods": out, "paper": {"value": paper.GRADIENT_SIGNS.value, "where": paper.GRADIENT_SIGNS.where},
               "versions": versions(), "device": device_name(), "elapsed_s": round(time.time() - start, 1)}

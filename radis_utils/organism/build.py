@@ -24,7 +24,7 @@ from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
 
 from radis_utils.config import Config, ConfigError
 from radis_utils.prompts import INSTRUCTIONS
-from radis_utils.records import write_json
+from radis_utils.records import exclusive, write_json
 
 from .skills import score_general, score_translation
 from .tokenizer import build_tokenizer
@@ -198,7 +198,9 @@ def build_organism(cfg: OrganismConfig, cache_root: Path) -> Path:
     """Directory of the trained organism for ``cfg``, training it only if not cached.
 
     The model is written to a temporary sibling directory and renamed into place, so an
-    interrupted build never leaves a directory that looks complete.
+    interrupted build never leaves a directory that looks complete. One process builds a given
+    organism at a time (a second waits, then finds it built); the temporary folders a killed
+    build left behind are removed by the next one.
     """
     if not isinstance(cfg, OrganismConfig):
         raise TypeError(f"cfg must be an OrganismConfig, got {type(cfg).__name__}")
@@ -207,12 +209,17 @@ def build_organism(cfg: OrganismConfig, cache_root: Path) -> Path:
     if is_complete(final):
         return final
     cache_root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=cache_root))
-    try:
-        _write_organism(cfg, tmp)
-        _move_into_place(tmp, final)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    with exclusive(cache_root / f".{final.name}", "the organism build", wait=True):
+        if is_complete(final):  # built by the process we waited for
+            return final
+        for stale in cache_root.glob(f".{final.name}.tmp-*"):  # a killed build's leftovers
+            shutil.rmtree(stale, ignore_errors=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=cache_root))
+        try:
+            _write_organism(cfg, tmp)
+            _move_into_place(tmp, final)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
     return final
 
 

@@ -1,0 +1,131 @@
+"""Exact and checked resume for ``train``: a seeded batch order and a ledger in every checkpoint.
+
+A run killed at a checkpoint and started again must end where an uninterrupted run ends:
+
+- ``SeededLengthGroupedSampler`` draws Transformers' length-grouped order from a generator
+  seeded by ``(seed, epoch)``, so a resumed epoch replays the order of the uninterrupted one
+  (the stock sampler draws from the global generator, whose state differs after a resume).
+- ``Ledger`` writes ``radis_run.json`` into each checkpoint: the settings the run was started
+  with (``train.train_key``) and, per session, its steps, seconds, tokens and loss sums. A resume
+  refuses a checkpoint of other settings (``resume_point``); the finished run's summary adds the
+  sessions up (``merge_sessions``), so it covers every step, not only the last session's.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Sequence
+
+import torch
+from transformers import TrainerCallback
+from transformers.trainer_pt_utils import LengthGroupedSampler, get_length_grouped_indices
+
+from .records import settings_diff, write_json
+
+LEDGER = "radis_run.json"
+MARKER = "trainer_state.json"  # written last by the Trainer: a checkpoint holding it is complete
+
+
+class ResumeError(ValueError):
+    """A checkpoint that cannot be resumed as asked (the message names it and the fix)."""
+
+
+class SeededLengthGroupedSampler(LengthGroupedSampler):
+    """Length-grouped indices (mega-batches sorted by length) from a generator seeded per epoch."""
+
+    def __init__(self, batch_size: int, lengths: Sequence[int], seed: int) -> None:
+        super().__init__(batch_size, lengths=list(lengths))
+        self.seed, self.epoch = seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Called by the Trainer (through accelerate) before each epoch, also a resumed one."""
+        self.epoch = int(epoch)
+
+    def __iter__(self) -> Iterator[int]:
+        generator = torch.Generator()
+        generator.manual_seed((self.seed * 1_000_003 + self.epoch) % 2**63)
+        return iter(get_length_grouped_indices(self.lengths, self.batch_size, generator=generator))
+
+
+def session_entry(first_step: int, last_step: int, seconds: float, counters: Mapping[str, float]) -> dict[str, Any]:
+    """One session's line of the ledger: steps ``first_step+1 .. last_step`` and what they cost."""
+    return {"steps": [first_step, last_step], "seconds": round(seconds, 3),
+            "ended": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            **{k: float(v) for k, v in counters.items()}}
+
+
+class Ledger(TrainerCallback):
+    """Writes ``radis_run.json`` (key, earlier sessions, this session so far) into each checkpoint.
+
+    ``counters()`` (set once the trainer exists) returns this session's running totals.
+    """
+
+    def __init__(self, key: Mapping[str, Any], earlier: Sequence[dict], first_step: int) -> None:
+        self.key, self.earlier, self.first_step = dict(key), list(earlier), first_step
+        self.counters: Any = dict
+        self.start = time.time()
+
+    def session(self, last_step: int) -> dict[str, Any]:
+        """This session up to ``last_step``."""
+        return session_entry(self.first_step, last_step, time.time() - self.start, self.counters())
+
+    def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if state.is_world_process_zero:
+            folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            write_json(folder / LEDGER, {"key": self.key,
+                                         "sessions": [*self.earlier, self.session(state.global_step)]})
+
+
+def step_of(checkpoint: Path | None) -> int:
+    """``N`` of ``checkpoint-N`` (0 for none)."""
+    return int(checkpoint.name.split("-")[-1]) if checkpoint else 0
+
+
+def last_checkpoint(folder: Path, marker: str = MARKER) -> Path | None:
+    """The latest ``checkpoint-N`` in ``folder`` that holds ``marker`` (a complete one), or ``None``."""
+    ckpts = [p for p in folder.glob("checkpoint-*") if (p / marker).is_file()]
+    return max(ckpts, key=step_of) if ckpts else None
+
+
+def resume_point(folder: Path, key: Mapping[str, Any]) -> tuple[Path | None, list[dict]]:
+    """The latest complete checkpoint with a ledger, and its sessions; refuses other settings.
+
+    ``ResumeError`` names the ledger file, the settings that differ and the fix.
+    """
+    last = last_checkpoint(folder, LEDGER)  # the ledger is written after the Trainer's own files
+    if last is None:
+        if last_checkpoint(folder) is not None:
+            raise ResumeError(f"{folder}: checkpoints without {LEDGER} (the settings they were made with); "
+                              f"delete {folder} to train from the start")
+        return None, []
+    path = last / LEDGER
+    try:
+        ledger = json.loads(path.read_text(encoding="utf-8"))
+        stored, sessions = ledger["key"], list(ledger["sessions"])
+    except (ValueError, KeyError, TypeError) as err:
+        raise ResumeError(f"{path}: unreadable ledger ({err}); delete {folder} to train from the start") from None
+    diff = settings_diff(stored, json.loads(json.dumps(dict(key))))
+    if diff:
+        raise ResumeError(f"{path}: this checkpoint was trained with other settings ({'; '.join(diff[:6])}"
+                          f"{' ...' if len(diff) > 6 else ''}); resume with the settings it was started with, "
+                          f"or delete {folder} to train from the start with the new ones")
+    return last, sessions
+
+
+def merge_sessions(sessions: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Whole-run totals of the ledger: loss over all steps, tokens, seconds (``None``, never 0, if unknown)."""
+    total = {k: sum(float(s.get(k, 0)) for s in sessions)
+             for k in ("seconds", "real_tokens", "processed_tokens", "loss_sum", "micro_batches")}
+    seconds, batches = total["seconds"], total["micro_batches"]
+    return {
+        "train_seconds": round(seconds, 1) if seconds else None,
+        "train_loss": round(total["loss_sum"] / batches, 4) if batches else None,
+        "tokens_per_s": round(total["real_tokens"] / seconds, 1) if seconds and total["real_tokens"] else None,
+        "token_efficiency": (round(total["real_tokens"] / total["processed_tokens"], 4)
+                             if total["processed_tokens"] else None),
+        "real_tokens": int(total["real_tokens"]),
+        "sessions": [dict(s) for s in sessions],
+    }
