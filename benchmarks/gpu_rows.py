@@ -320,6 +320,8 @@ def _pipeline_record(cfg: Any, ctx: Context, planned: list[str], stages: dict[st
     done = len(stages) == len(planned)
     figures.append(figure("total_seconds", f"{cfg.profile} pipeline: all stages", round(sum(stages.values()), 1)
                           if done else None, "s", "" if done else "not measured — not every stage ran"))
+    from radis_utils import models
+
     settings = {"profile": cfg.profile, "config_hash": models.config_hash(cfg), "backbone": cfg.model.backbone,
                 "engine": engine_note or cfg.synthesis.engine, "methods": list(cfg.train.methods), "seed": seed,
                 "device": "cuda" if not ctx.dry_run else "cpu"}

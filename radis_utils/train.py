@@ -184,9 +184,10 @@ class SpanTrainer(Trainer):
         out = span_losses(model, inputs, self.rationale_weight)
         self._span_sums += torch.stack([out["mt_sum"], out["mt_tokens"], out["rationale_sum"],
                                         out["rationale_tokens"]]).detach().double().cpu()
-        mask = inputs["attention_mask"]
-        self._session += torch.stack([out["total_mean"].detach().float(), mask.sum().float(),
-                                      torch.tensor(float(mask.numel()), device=mask.device)]).double().cpu()
+        ids = inputs["input_ids"]  # a padding-free (flattened) batch has no attention mask: every token is real
+        real = inputs["attention_mask"].sum() if "attention_mask" in inputs else torch.tensor(ids.numel())
+        self._session += torch.stack([out["total_mean"].detach().float().cpu(), real.float().cpu(),
+                                      torch.tensor(float(ids.numel()))]).double()
         self._micro_batches += 1
         return (out["total_mean"], out) if return_outputs else out["total_mean"]
 
