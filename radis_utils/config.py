@@ -134,6 +134,12 @@ class TrainConfig:
     logging_steps: int = 10
     save_steps: int = 200  # checkpoint every N optimizer steps; an interrupted run resumes there
     merge: bool = False  # also write the merged model (base + adapter) beside the adapter
+    #: Seq-KD's y' (paper eq. 5, app. A.1): the backbone's whole generated reply ("whole"), or only
+    #: its translation cut by ``eval.extraction`` ("translation", a named variant, not the paper's).
+    seqkd_own: str = "whole"
+    #: Seq-KD trains on twice the examples (y and y'); app. B doubles its batch (256 vs 128) so that
+    #: it takes as many optimizer steps as the others. ``False`` keeps the batch (twice the steps).
+    seqkd_double_batch: bool = True
 
 
 @dataclass(frozen=True)
@@ -336,6 +342,7 @@ def _check_values(cfg: Config, where: str) -> None:
         "data.source": (cfg.data.source, {"alma", "organism"}),
         "synthesis.engine": (cfg.synthesis.engine, {"hf", "vllm"}),
         "train.precision": (cfg.train.precision, {"bf16", "fp16", "fp32"}),
+        "train.seqkd_own": (cfg.train.seqkd_own, {"whole", "translation"}),
         "eval.extraction": (cfg.eval.extraction, set(EXTRACTION_RULES)),
     }
     for key, (value, allowed) in checks.items():

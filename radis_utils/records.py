@@ -28,7 +28,7 @@ import sys
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 KINDS: tuple[str, ...] = ("rationale", "seqkd", "sdft")
 FLAGS: tuple[str, ...] = ("empty_rationale", "empty_output", "sdft_fallback", "truncated")
@@ -246,11 +246,14 @@ def join_rationale(reference: str, rationale: str) -> str:
     return reference + (rationale if rationale[:1].isspace() else " " + rationale)
 
 
-def training_output(record: dict[str, Any]) -> str:
-    """The assistant turn to train on: ``y + r`` for rationale records, else the record's text."""
+def training_outputs(record: dict[str, Any], own: Callable[[str], str] = str.strip) -> list[str]:
+    """The assistant turns the trainer learns from one record: ``y + r`` for a rationale, the rewrite
+    for SDFT, and for Seq-KD both ``y`` and ``y' = own(text)`` (eq. 5; an empty ``y'`` is dropped)."""
     if record["target_kind"] == "rationale":
-        return join_rationale(record["reference"], record["text"])
-    return record["text"]
+        return [join_rationale(record["reference"], record["text"])]
+    if record["target_kind"] == "seqkd":
+        return [t for t in (record["reference"].strip(), own(record["text"])) if t]
+    return [record["text"]]
 
 
 #: LLaMA-Factory alpaca column mapping (``dataset_info.json``).
@@ -258,17 +261,20 @@ ALPACA_COLUMNS = {"prompt": "instruction", "query": "input", "response": "output
 
 
 def export_llama_factory(records: Sequence[dict[str, Any]], out_dir: str | Path, name: str,
-                         template: str | None = None, backbone: str = "", note: str = "") -> Path:
+                         template: str | None = None, backbone: str = "", note: str = "",
+                         own: Callable[[str], str] = str.strip) -> Path:
     """Write ``<name>.json`` (alpaca: instruction/input/output) and register it in ``dataset_info.json``.
 
     ``instruction`` is the user turn ``x`` (instruction line + source), ``input`` is empty,
-    ``output`` is ``training_output``. An existing ``dataset_info.json`` keeps its other entries.
+    ``output`` each of ``training_outputs`` (Seq-KD: two rows, ``y`` and ``y'`` cut by ``own``),
+    so the file holds exactly what the trainer trains on. An existing ``dataset_info.json`` keeps its other entries.
     ``<name>.README.md`` beside them says how to train on it: LLaMA-Factory's ``template``
     for ``backbone``, or, when ``template`` is ``None``, that there is none (``note`` says why).
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    rows = [{"instruction": r["instruction"], "input": "", "output": training_output(r)} for r in records]
+    rows = [{"instruction": r["instruction"], "input": "", "output": out}
+            for r in records for out in training_outputs(r, own)]
     data_file = out / f"{name}.json"
     write_json(data_file, rows)
     info_file = out / "dataset_info.json"

@@ -8,10 +8,11 @@ rationales themselves lives in ``observation``.
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from .config import EXTRACTION_RULES
 
-__all__ = ["EXTRACTION_RULES", "split_reply"]
+__all__ = ["EXTRACTION_RULES", "seqkd_rule", "split_reply"]
 
 
 def split_reply(reply: str, rule: str = "first_line") -> tuple[str, str]:
@@ -30,3 +31,10 @@ def split_reply(reply: str, rule: str = "first_line") -> tuple[str, str]:
     else:
         raise ValueError(f"unknown extraction rule {rule!r}; known: {', '.join(EXTRACTION_RULES)}")
     return head.strip(), rest.strip()
+
+
+def seqkd_rule(cfg: Any) -> str:
+    """The rule that cuts Seq-KD's ``y'`` from the backbone's reply: ``whole`` (paper eq. 5 and app.
+    A.1 train on the generated output itself; the default) or, with ``train.seqkd_own: translation``
+    (a named variant, not the paper's), the profile's ``eval.extraction``."""
+    return "whole" if cfg.train.seqkd_own == "whole" else cfg.eval.extraction

@@ -21,6 +21,7 @@ from typing import Any, Sequence
 from . import records as rec
 from .engines import Completion, Decoding, Engine, LazyEngine, make_engine
 from .config import progress
+from .replies import seqkd_rule, split_reply
 from .prompts import (
     chat_prompt, chat_template_of, continuation_prompt, end_of_turn_tokens, llama_factory_template,
 )
@@ -347,5 +348,6 @@ def export_llama_factory(cfg: Any, records: Sequence[dict[str, Any]], out_dir: s
         template = llama_factory_template(chat_template_of(tokenizer))
         note = ("Its chat template matches none that this book recognises (ChatML, Qwen, Llama-2, "
                 "Llama-3, Mistral, Gemma): pick the LLaMA-Factory template that writes the same format.")
+    rule = seqkd_rule(cfg)
     return rec.export_llama_factory(records, out_dir, name, template=template, backbone=cfg.model.backbone,
-                                    note=note)
+                                    note=note, own=lambda text: split_reply(text, rule)[0])

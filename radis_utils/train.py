@@ -41,7 +41,7 @@ from .checkpoints import (  # noqa: F401  (last_checkpoint: re-exported)
 )
 from .config import METHODS, Config, ConfigError, apply_runtime, device_name, load_profile, progress, versions
 from .losses import REFERENCE, RATIONALE, Tokenized, collate, span_losses, tokenize_example
-from .replies import split_reply
+from .replies import seqkd_rule, split_reply
 from .records import exclusive, read_records, settings_diff, write_json
 
 #: The synthesis target each method needs (vanilla needs none).
@@ -114,10 +114,16 @@ def training_items(cfg: Config, method: str, examples: Sequence[Any] | None = No
         return items, counts
     if method == "sdft":
         return [TrainItem(e.id, e.direction, e.instruction, recs[e.id]["text"]) for e in examples], counts
-    own = [(e, split_reply(recs[e.id]["text"], cfg.eval.extraction)[0]) for e in examples]
+    own = [(e, split_reply(recs[e.id]["text"], seqkd_rule(cfg))[0]) for e in examples]
     counts["empty_own"] = sum(not y.strip() for _, y in own)
     extra = [TrainItem(f"{e.id}#own", e.direction, e.instruction, y, regulariser=True) for e, y in own if y.strip()]
     return base + extra, counts
+
+
+def effective_batch(cfg: Config, method: str) -> int:
+    """Examples per optimizer step: Seq-KD's is doubled (app. B: 256 vs 128) to keep the step count."""
+    double = method == "seqkd" and cfg.train.seqkd_double_batch
+    return cfg.train.effective_batch * (2 if double else 1)
 
 
 def tokenize_items(tokenizer: Any, items: Sequence[TrainItem], max_length: int) -> tuple[list[dict], dict[str, int]]:
@@ -235,24 +241,26 @@ def precision_flags(requested: str) -> dict[str, bool]:
     return {}
 
 
-def accumulation_steps(cfg: Config) -> int:
+def accumulation_steps(cfg: Config, method: str = "vanilla") -> int:
     """Micro-batches per optimizer step so that per-device batch × devices × steps = effective batch."""
     devices = int(os.environ.get("WORLD_SIZE", "1"))
     per_step = cfg.train.per_device_batch * devices
-    if cfg.train.effective_batch % per_step:
-        raise ConfigError(f"train.effective_batch ({cfg.train.effective_batch}) is not a multiple of "
+    batch = effective_batch(cfg, method)
+    if batch % per_step:
+        raise ConfigError(f"train.effective_batch ({batch} for {method}) is not a multiple of "
                           f"per_device_batch × devices ({cfg.train.per_device_batch} × {devices})")
-    return cfg.train.effective_batch // per_step
+    return batch // per_step
 
 
-def training_arguments(cfg: Config, out_dir: Path, seed: int, **overrides: Any) -> TrainingArguments:
+def training_arguments(cfg: Config, out_dir: Path, seed: int, method: str = "vanilla",
+                       **overrides: Any) -> TrainingArguments:
     """The profile's ``TrainingArguments`` (works on the transformers 4.x and 5.x lines)."""
     t = cfg.train
     kwargs: dict[str, Any] = dict(
         output_dir=str(out_dir / "checkpoints"), seed=seed, data_seed=seed,
         num_train_epochs=t.epochs, max_steps=t.max_steps or -1, learning_rate=t.learning_rate,
         lr_scheduler_type=t.lr_scheduler, warmup_ratio=t.warmup_ratio,
-        per_device_train_batch_size=t.per_device_batch, gradient_accumulation_steps=accumulation_steps(cfg),
+        per_device_train_batch_size=t.per_device_batch, gradient_accumulation_steps=accumulation_steps(cfg, method),
         logging_steps=t.logging_steps, save_strategy="steps", save_steps=t.save_steps, save_total_limit=2,
         report_to=[], remove_unused_columns=False, ddp_find_unused_parameters=False,
         disable_tqdm=True, dataloader_num_workers=0, dataloader_pin_memory=torch.cuda.is_available(),
@@ -329,7 +337,7 @@ def _train(cfg: Config, method: str, seed: int, out: Path, key: dict[str, Any], 
     torch.manual_seed(seed)  # the LoRA initialisation
     model = models.add_lora(cfg, model)
     collator = SpanCollator(tokenizer.pad_token_id)
-    args = training_arguments(cfg, out, seed, **overrides)
+    args = training_arguments(cfg, out, seed, method, **overrides)
     ledger = Ledger(key, sessions, step_of(last))
     trainer = SpanTrainer(model=model, args=args, train_dataset=features, data_collator=collator,
                           callbacks=[ProgressBar(f"train {method} seed {seed}"), ledger, *callbacks],
@@ -352,6 +360,7 @@ def _train(cfg: Config, method: str, seed: int, out: Path, key: dict[str, Any], 
             "parameters": models.trainable_parameters(trainer.model),
             "steps": trainer.state.global_step, "resumed_from_step": step_of(last),
             "processes": args.world_size, "gradient_accumulation_steps": args.gradient_accumulation_steps,
+            "effective_batch": effective_batch(cfg, method),
             **merge_sessions([*sessions, ledger.session(trainer.state.global_step)]),
             "peak_memory_gib": round(peak_memory_bytes() / 2**30, 3), "device": device_name(),
             "log": [e for e in trainer.state.log_history if "loss" in e or "train_loss" in e],

@@ -272,7 +272,7 @@ def test_seed_similarity_on_trained_adapters_is_cached(tiny_backbone, tmp_path):
              "reference": e.reference, "target_kind": kind, "text": text(e, i), "model": cfg.model.backbone,
              "decoding": decoding, "created": "2026-01-01T00:00:00Z", "flags": []} for i, e in enumerate(examples)])
     items = G.validation_items(cfg, 4, seed=0)
-    assert len(items) == 4 and all(i.own in ("Mira .", i.reference) for i in items)  # y' cut by the extraction rule
+    assert len(items) == 4 and all(i.own in ("Mira . And more", i.reference) for i in items)  # the whole reply y' (eq. 5)
     res = G.seed_similarity(cfg, 0, per_direction=len(examples))
     assert res["sample"]["items"] == len(examples) and res["sample"]["identical_blanked"] == {"own": 1, "paraphrase": 0}
     radis, seqkd = res["methods"]["radis"], res["methods"]["seqkd"]

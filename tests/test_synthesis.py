@@ -414,6 +414,7 @@ def test_llama_factory_export(tmp_path):
         {"instruction": "Translate.\ns", "input": "", "output": "Y. Note r."},
         {"instruction": "Translate.\nt", "input": "", "output": "Y2.\n\nNote."},
         {"instruction": "Translate.\nu", "input": "", "output": "Y3"},
+        {"instruction": "Translate.\nv", "input": "", "output": "Y4"},  # Seq-KD trains on y and y' (eq. 5)
         {"instruction": "Translate.\nv", "input": "", "output": "own y"},
     ]
     info = json.loads((tmp_path / "dataset_info.json").read_text())

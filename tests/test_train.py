@@ -52,7 +52,15 @@ def test_methods_build_their_own_responses(backbone, tmp_path):
     seqkd, _ = train.training_items(cfg, "seqkd")
     own = [i for i in seqkd if i.regulariser]
     assert len(seqkd) == 2 * len(examples) and len(own) == len(examples)
-    assert own[0].reference == examples[0].reference.upper()  # the extraction rule cut "Also this"
+    assert own[0].reference == examples[0].reference.upper() + " . Also this"  # eq. 5: the whole reply y'
+    cut = load_profile("ci", **{**cfg_settings(cfg), "train__seqkd_own": "translation"})
+    own_cut = [i for i in train.training_items(cut, "seqkd")[0] if i.regulariser]
+    assert own_cut[0].reference == examples[0].reference.upper()  # the named variant: the extraction rule cut "Also this"
+    exported = json.loads(synthesis.export_llama_factory(
+        cfg, records.read_records(synthesis.records_path(cfg, "seqkd")), tmp_path / "lf", "seqkd",
+        models.load_tokenizer(cfg)).read_text())
+    assert [(r["instruction"], r["output"]) for r in exported] == sorted(
+        [(i.instruction, i.reference) for i in seqkd], key=lambda x: [i.instruction for i in seqkd].index(x[0]))
     sdft, _ = train.training_items(cfg, "sdft")
     assert sdft[0].reference == "again " + examples[0].reference
 
@@ -85,9 +93,22 @@ def test_bad_input_gets_clear_errors(backbone, tmp_path, monkeypatch):
         train.tokenize_items(tok, [train.TrainItem("bad", "en-sy", "Translate : a", "  ")], 64)
 
 
+def cfg_settings(cfg):
+    """The overrides that ``tiny_cfg`` applied, to rebuild a variant of it."""
+    return dict(model__backbone=cfg.model.backbone, runtime__runs_dir=cfg.runtime.runs_dir,
+                data__max_train_pairs=cfg.data.max_train_pairs, train__max_length=cfg.train.max_length)
+
+
 def test_accumulation_needs_a_whole_number_of_micro_batches(backbone, tmp_path, monkeypatch):
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
     cfg = tiny_cfg(backbone, tmp_path)  # effective 16, per device 8
     assert train.accumulation_steps(cfg) == 2
+    # app. B: Seq-KD's batch is doubled (256 vs 128) so that y + y' take as many steps as the others
+    assert train.accumulation_steps(cfg, "seqkd") == 4 and train.effective_batch(cfg, "seqkd") == 32
+    assert train.training_arguments(cfg, tmp_path, 0, "seqkd").gradient_accumulation_steps == 4
+    single = load_profile("ci", **{**cfg_settings(cfg), "train__per_device_batch": 8, "train__effective_batch": 16,
+                                   "train__seqkd_double_batch": False})
+    assert train.accumulation_steps(single, "seqkd") == 2
     monkeypatch.setenv("WORLD_SIZE", "2")
     assert train.accumulation_steps(cfg) == 1
     monkeypatch.setenv("WORLD_SIZE", "3")

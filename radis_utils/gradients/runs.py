@@ -30,7 +30,7 @@ def validation_items(cfg: Any, per_direction: int, seed: int = 0, examples: Sequ
     """``per_direction`` training examples of each direction (``balanced_sample``) joined by id with the
     profile's synthesis records of ``methods`` (Seq-KD's ``y'`` cut by ``eval.extraction``, as trained)."""
     from .. import data, train
-    from ..replies import split_reply
+    from ..replies import seqkd_rule, split_reply
 
     sample = balanced_sample(list(data.training_examples(cfg) if examples is None else examples), per_direction, seed)
     recs = {m: train.synthesized(cfg, m, sample) for m in methods}
@@ -39,7 +39,7 @@ def validation_items(cfg: Any, per_direction: int, seed: int = 0, examples: Sequ
         return recs[method][ex.id]["text"] if method in recs else ""
 
     return [GradientItem(e.id, e.direction, e.instruction, e.reference, rationale=text("radis", e),
-                         own=split_reply(text("seqkd", e), cfg.eval.extraction)[0], paraphrase=text("sdft", e))
+                         own=split_reply(text("seqkd", e), seqkd_rule(cfg))[0], paraphrase=text("sdft", e))
             for e in sample]
 
 
