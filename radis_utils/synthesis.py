@@ -28,22 +28,26 @@ from .prompts import (
 
 KINDS = rec.KINDS
 
-#: SDFT's distillation request (Yang et al. 2024): the model restates the reference answer in
-#: its own words. ``{instruction}`` is the user turn ``x``, ``{reference}`` the reference ``y``.
+#: SDFT's distillation request (Yang et al. 2024; sail-sg/sdft's ``alpaca_distill_using``, the
+#: "general distillation template" RaDis's app. A.1 adopts): its system sentence, then its
+#: ``### Instruction:`` / ``### Reference Answer:`` / ``### Response:`` fields, sent as the user turn
+#: of the backbone's own chat template (RaDis app. B.1: the backbone's format for every prompt).
+#: ``{instruction}`` is the user turn ``x``, ``{reference}`` the reference ``y``.
 SDFT_TEMPLATE = (
-    "Below is a request together with a reference answer. Using the reference answer as a "
-    "guide, write your own answer to the request.\n\n"
-    "Request:\n{instruction}\n\nReference answer:\n{reference}"
+    "Below are an instruction that describes a task along with a reference answer. "
+    "Using the reference answer as a guide, write your own response.\n\n"
+    "### Instruction:\n{instruction}\n\n### Reference Answer:\n{reference}\n\n### Response:\n"
 )
 #: The organism's vocabulary is closed (unknown words become <unk>), so its SDFT request uses
 #: a skill it has: repeating words. The "paraphrase" is the model's own rendering of ``y``.
 ORGANISM_SDFT_TEMPLATE = "Repeat the words : {reference}"
-#: SDFT's filter: an output that talks about the task instead of answering it is dropped
-#: (falls back to the reference). Matched case-insensitively; SDFT's own list plus ours.
+#: SDFT's filter (sail-sg/sdft ``eval/gen_distilled_data.py``): a rewrite that contains one of these
+#: (case-insensitive) or starts with ``SDFT_REJECT_PREFIX`` talks about the task instead of doing
+#: it, and the example keeps its reference ``y``.
 SDFT_REJECT_PHRASES: tuple[str, ...] = (
-    "reference answer", "the given answer", "your response", "my response", "your own response",
-    "your answer", "now it's your turn", "rewrite", "rewritten", "restate", "in my own words",
+    "reference answer", "your response", "my response", "your own response", "now it's your turn",
 )
+SDFT_REJECT_PREFIX = "Your turn"
 
 
 # --- prompts per target -------------------------------------------------------------------
@@ -126,10 +130,10 @@ def cap_tokens(text: str, tokenizer: Any, limit: int | None) -> tuple[str, bool]
 
 def is_sdft_rejected(text: str, phrases: Sequence[str] = SDFT_REJECT_PHRASES, reference: str = "",
                      min_chrf: float | None = None) -> bool:
-    """SDFT's filter: empty, or mentions the reference / the task (``SDFT_REJECT_PHRASES``), or
+    """SDFT's filter: empty, or talks about the task (``SDFT_REJECT_PHRASES``, ``SDFT_REJECT_PREFIX``), or
     (with ``min_chrf``, SDFT's answer check for tasks with a checkable answer) strays from ``y``."""
     low = text.lower()
-    if not text.strip() or low.startswith("your turn") or any(p in low for p in phrases):
+    if not text.strip() or text.startswith(SDFT_REJECT_PREFIX) or any(p in low for p in phrases):
         return True
     if min_chrf is not None:
         import sacrebleu

@@ -21,7 +21,7 @@ from radis_utils.engines import (
 from radis_utils.organism import organism_config
 from radis_utils.prompts import ChatTemplateError, chat_prompt, continuation_prompt, demo_chat_tokenizer
 from radis_utils.synthesis import (
-    ORGANISM_SDFT_TEMPLATE, SDFT_TEMPLATE, build_prompt, postprocess, sdft_template_for, synthesize,
+    ORGANISM_SDFT_TEMPLATE, SDFT_TEMPLATE, build_prompt, postprocess, sdft_request, sdft_template_for, synthesize,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -179,6 +179,11 @@ def test_prompt_per_kind(tiny):
     assert build_prompt(tok, ex, "sdft", ORGANISM_SDFT_TEMPLATE) == chat_prompt(tok, f"Repeat the words : {ex.reference}")
     assert sdft_template_for(load_profile("ci")) == ORGANISM_SDFT_TEMPLATE
     assert sdft_template_for(load_profile("qlora")) == SDFT_TEMPLATE
+    # sail-sg/sdft's alpaca_distill_using: its system sentence and its three fields, as the user turn
+    assert sdft_request(ex) == (
+        "Below are an instruction that describes a task along with a reference answer. Using the reference "
+        f"answer as a guide, write your own response.\n\n### Instruction:\n{ex.instruction}\n\n"
+        f"### Reference Answer:\n{ex.reference.strip()}\n\n### Response:\n")
     with pytest.raises(ValueError, match="unknown target kind"):
         build_prompt(tok, ex, "summary")
 
@@ -196,8 +201,12 @@ def test_postprocess_rules(tiny):
     assert postprocess("seqkd", Completion(" y' ", 3, False), ex, tok) == ("y'", ["truncated"])
     assert postprocess("seqkd", Completion("", 1, True), ex, tok) == ("", ["empty_output"])
     assert postprocess("sdft", Completion("Here it is in other words.", 5, True), ex, tok) == ("Here it is in other words.", [])
-    for bad in ["", "Based on the reference answer: x", "Your turn! ...", "Let me rewrite it: x"]:
+    # SDFT's own filter (sail-sg/sdft eval/gen_distilled_data.py): its five phrases, and "Your turn" first
+    for bad in ["", "Based on the Reference Answer: x", "Your turn! ...", "As my response: x", "x (your own response)",
+                "Now it's your turn.", "In your response, x"]:
         assert postprocess("sdft", Completion(bad, 5, True), ex, tok) == (ex.reference, ["sdft_fallback"])
+    for kept in ["Let me rewrite it: x", "It is your turn to read: x"]:  # not in SDFT's list
+        assert postprocess("sdft", Completion(kept, 5, True), ex, tok) == (kept, [])
 
 
 # --- records, resume, repair --------------------------------------------------------------
