@@ -130,6 +130,9 @@ def test_a_real_backbone_gets_the_general_suite_with_rp_over_what_ran(tiny_backb
     assert result["rp_benchmarks"] == ["advbench", "alpaca_eval"]  # gsm8k: backbone 0, ratio undefined
     assert result["rp"] == 75.0  # (25/50 + 20/20) / 2
     assert json.loads(evaluate.results_path(cfg, "vanilla", 0).read_text())["rp"] == 75.0
+    adapter_tok = calls[-1]["tokenizer"]  # lm-eval & co. get the adapter's tokenizer, chat template included
+    assert str(train.adapter_dir(cfg, "vanilla", 0)) in adapter_tok.name_or_path and adapter_tok.chat_template
+    assert calls[-1]["model_id"] == "smol-vanilla-seed0" and calls[-1]["out_dir"].name == "vanilla-seed0"
 
 
 def test_without_the_benchmarks_module_the_error_says_so(tiny_backbone, alma_dir, tmp_path, monkeypatch):

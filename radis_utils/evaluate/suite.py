@@ -156,7 +156,10 @@ def evaluate(cfg: Config, method: str, seed: int = 0, tag: str = "") -> dict[str
     else:
         from ..train import adapter_dir
 
-        model = models.load_adapter(cfg, adapter_dir(cfg, method, seed, tag), merge=cfg.model.quantization is None)
+        folder = adapter_dir(cfg, method, seed, tag)
+        model = models.load_adapter(cfg, folder, merge=cfg.model.quantization is None)  # QLoRA: on its 4-bit base
+        if (folder / "tokenizer_config.json").is_file():  # the adapter's own tokenizer (profile template applied)
+            tokenizer = models.load_tokenizer(cfg, str(folder))
     result = {"profile": cfg.profile, "config_hash": cfg.config_hash(), "method": method,
               "seed": None if method == BACKBONE else seed, "tag": tag,
               **evaluate_model(cfg, model, tokenizer, path.stem), "extraction": cfg.eval.extraction}
