@@ -4,8 +4,9 @@
 code as synthesis, extracts the translation from each reply by ``eval.extraction``, scores
 BLEU/chrF (and COMET when a checkpoint is available, on the GPU when there is one), scores
 general ability (the organism's exact skills; for a real backbone the benchmark suite of
-``benchmarks.run_general_suite`` on the profile's ``eval.benchmarks``), and writes ``runs/<profile>/results/<method>-seed<k>.json`` atomically. A re-run
-reads the file; a file written under another profile or config is refused with its name.
+``benchmarks.run_general_suite`` on the profile's ``eval.benchmarks``, RP over those that ran),
+and writes ``runs/<profile>/results/<method>-seed<k>.json`` atomically. A re-run reads the file;
+a file written under another profile or config is refused with its name.
 """
 
 from __future__ import annotations
