@@ -73,11 +73,12 @@ def translate(cfg: Config, model: Any, tokenizer: Any, direction: str) -> dict[s
     return scores
 
 
-def general_ability(cfg: Config, model: Any, tokenizer: Any) -> tuple[dict[str, float], list[str]]:
+def general_ability(cfg: Config, model: Any, tokenizer: Any,
+                    model_id: str = BACKBONE) -> tuple[dict[str, float], list[str]]:
     """``({skill or benchmark: score}, notes)``: the organism's skills, scored exactly; for a real
     backbone the benchmarks of ``general_suite`` that ran, and a note per skipped one."""
     if cfg.data.source != "organism":
-        suite = general_suite(cfg, model, tokenizer, BACKBONE)
+        suite = general_suite(cfg, model, tokenizer, model_id)
         return suite["general"], suite["notes"]
     from ..organism import World, score_general
 
