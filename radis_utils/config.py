@@ -107,6 +107,7 @@ class SynthesisConfig:
     max_rationale_tokens: int | None = None  # cap on a rationale's length; None = max_new_tokens
     sdft_template: str | None = None  # None: SDFT's template (or the organism's repeat skill)
     sdft_min_chrf: float | None = None  # keep a rewrite only if its chrF vs y reaches this (None: no check)
+    min_new_tokens: int = 0  # >0: end of turn masked for the first N tokens (a labelled deviation, not the paper)
 
 
 @dataclass(frozen=True)
@@ -151,6 +152,11 @@ class EvalConfig:
     extraction: str = "first_line"
     comet_model: str = "Unbabel/wmt22-comet-da"
     general_items: int = 100  # organism: held-out items per general skill
+    benchmarks: tuple[str, ...] = ("gsm8k", "advbench", "mt_bench", "alpaca_eval")  # real backbones (table 3)
+    benchmarks_dir: str = "../shared/data/benchmarks"  # the benchmark files (relative to the project root)
+    benchmark_limit: int | None = None  # items per benchmark; None = all (paper)
+    guard_model: str | None = None  # AdvBench judge (hub id or path); None = refusal-keyword judge
+    general_max_new_tokens: int = 512  # reply length for the general benchmarks
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ class Decoding:
     top_p: float = 1.0
     max_new_tokens: int = 512
     seed: int = 0
+    min_new_tokens: int = 0  # >0: EOS / end of turn forbidden for the first N tokens (a deviation)
 
     @classmethod
     def from_config(cls, synthesis: Any) -> "Decoding":
@@ -33,8 +34,11 @@ class Decoding:
         return cls(**{f.name: getattr(synthesis, f.name) for f in dataclasses.fields(cls)})
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain dict (JSON-ready)."""
-        return dataclasses.asdict(self)
+        """Plain dict (JSON-ready); ``min_new_tokens`` only when set (the paper's decoding has none)."""
+        out = dataclasses.asdict(self)
+        if not out["min_new_tokens"]:
+            del out["min_new_tokens"]
+        return out
 
 
 @dataclass(frozen=True)
@@ -66,8 +70,9 @@ def stop_token_ids(tokenizer: Any) -> list[int]:
 @torch.no_grad()
 def generate_completions(model: Any, tokenizer: Any, prompts: Sequence[str], max_new_tokens: int = 64,
                          batch_size: int = 16, do_sample: bool = False, temperature: float = 1.0,
-                         top_p: float = 1.0, seed: int = 0) -> list[Completion]:
-    """``generate`` with raw texts, new-token counts and finish state (see ``generate``)."""
+                         top_p: float = 1.0, seed: int = 0, min_new_tokens: int = 0) -> list[Completion]:
+    """``generate`` with raw texts, new-token counts and finish state (see ``generate``);
+    ``min_new_tokens`` > 0 masks the stop tokens for the first steps (no immediate end)."""
     if max_new_tokens < 1 or batch_size < 1:
         raise ValueError(f"max_new_tokens and batch_size must be >= 1, got {max_new_tokens}, {batch_size}")
     was_training = model.training
@@ -79,6 +84,8 @@ def generate_completions(model: Any, tokenizer: Any, prompts: Sequence[str], max
     if do_sample:
         sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p}
         torch.manual_seed(seed)
+    if min_new_tokens:
+        sampling["min_new_tokens"] = min_new_tokens  # masks every id in eos_token_id=stops
     stops = stop_token_ids(tokenizer) or [tokenizer.eos_token_id]
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
     out: list[Completion] = [Completion("", 0, True)] * len(prompts)
@@ -127,7 +134,7 @@ class HFEngine:
         """Continuations in input order; batches sorted by length; sampling seeded per call."""
         return generate_completions(self.model, self.tokenizer, prompts, decoding.max_new_tokens,
                                     self.batch_size, decoding.do_sample, decoding.temperature,
-                                    decoding.top_p, decoding.seed)
+                                    decoding.top_p, decoding.seed, decoding.min_new_tokens)
 
 
 class VLLMEngine:
@@ -158,7 +165,7 @@ class VLLMEngine:
         return self._vllm.SamplingParams(
             n=1, max_tokens=decoding.max_new_tokens, seed=decoding.seed,
             temperature=decoding.temperature if decoding.do_sample else 0.0,
-            top_p=decoding.top_p if decoding.do_sample else 1.0,
+            top_p=decoding.top_p if decoding.do_sample else 1.0, min_tokens=decoding.min_new_tokens,
             stop_token_ids=stop_token_ids(self.tokenizer), skip_special_tokens=True,
         )
 

@@ -1,8 +1,9 @@
-"""Loading backbones: a hub id, a local path, or the embedded model organism.
+"""Loading backbones: a hub id, a local path, a GGUF file (``gguf:...``), or the model organism.
 
 Every profile goes through the same ``from_pretrained`` calls; the organism is only a local
-directory that ``radis_utils.organism`` builds (and caches) first. The backbone is part of a
-run's identity, so ``config_hash`` (what caches and results files are keyed by) lives here too.
+directory that ``radis_utils.organism`` builds (and caches) first, and a GGUF file one that
+``radis_utils.gguf_backbone`` converts (and caches) first. The backbone is part of a run's
+identity, so ``config_hash`` (what caches and results files are keyed by) lives here too.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import Config, device_name, project_root, resolve_path, versions
+from .gguf_backbone import is_gguf, resolve_gguf
 from .prompts import chat_template_of
 
 ORGANISM = "organism"
@@ -30,6 +32,8 @@ def resolve_backbone(cfg: Config) -> str:
         from .organism import build_organism, organism_config
 
         return str(build_organism(organism_config(cfg), organism_cache(cfg)))
+    if is_gguf(name):
+        return str(resolve_gguf(name, resolve_path(cfg.runtime.runs_dir)))
     path = Path(name).expanduser()
     if not path.is_absolute() and not path.exists():
         path = project_root() / path

@@ -298,13 +298,15 @@ def source_model_slug(name: str) -> str:
 
 def records_path(cfg: Any, kind: str, source: str | None = None) -> Path:
     """``runs/<profile>/synthesis/<source-model-slug>/<kind>.jsonl`` (source: the profile's backbone;
-    the organism's folder carries its config hash, so two organisms never share records)."""
+    the organism's folder carries its config hash, so two organisms never share records; the
+    no-immediate-end variant, ``synthesis.min_new_tokens`` > 0, writes ``<kind>-min<N>.jsonl``)."""
     source = source or cfg.model.backbone
     if source == "organism":
         from .organism import organism_config
 
         source = f"organism-{organism_config(cfg).config_hash()}"
-    return cfg.runs_dir / "synthesis" / source_model_slug(source) / f"{kind}.jsonl"
+    variant = f"-min{cfg.synthesis.min_new_tokens}" if getattr(cfg.synthesis, "min_new_tokens", 0) else ""
+    return cfg.runs_dir / "synthesis" / source_model_slug(source) / f"{kind}{variant}.jsonl"
 
 
 def synthesize_for_profile(cfg: Any, kind: str, examples: Sequence[Any], model: Any = None,

@@ -23,7 +23,7 @@ LAYERS: dict[int, tuple[str, ...]] = {
     1: ("prompts", "replies"),
     2: ("engines",),
     3: ("organism",),
-    4: ("models", "data", "benchmark_files"),
+    4: ("models", "gguf_backbone", "data", "benchmark_files"),
     5: ("synthesis",),
     6: ("losses", "checkpoints", "train"),
     7: ("evaluate",),

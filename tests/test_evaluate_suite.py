@@ -101,3 +101,62 @@ def test_the_organism_reproduces_the_papers_pattern(built_book, check):
     assert len(cfg.train.seeds) >= 2
     result = evaluate.acceptance(backbone, results)[check]
     assert result["holds"], result
+
+
+# --- the general suite of a real backbone (benchmarks.run_general_suite) ---------------------
+
+def real_cfg(backbone, runs, alma, **kw):
+    settings = dict(model__backbone=str(backbone), runtime__runs_dir=str(runs), data__alma_dir=str(alma),
+                    data__directions=["de-en"], data__max_test_pairs=2, data__max_train_pairs=4,
+                    eval__max_new_tokens=4, eval__comet_model="", eval__benchmark_limit=3,
+                    train__max_steps=1, train__per_device_batch=4, train__effective_batch=4, train__max_length=1024)
+    return load_profile("smol", **{**settings, **kw})
+
+
+def test_a_real_backbone_gets_the_general_suite_with_rp_over_what_ran(tiny_backbone, alma_dir, tmp_path, monkeypatch):
+    import sys
+    import types
+
+    calls = []
+    per_model = {"backbone": {"gsm8k": 0.0, "advbench": 50.0, "mt_bench": None, "alpaca_eval": 20.0},
+                 "vanilla-seed0": {"gsm8k": 5.0, "advbench": 25.0, "mt_bench": None, "alpaca_eval": 20.0}}
+
+    def run_general_suite(model, tokenizer, **kw):
+        calls.append({"tokenizer": tokenizer, **kw})
+        scores = per_model[kw["out_dir"].name]
+        details = {b: ({"skipped": "no judge endpoint: set OPENAI_API_KEY"} if s is None else
+                       {"n": kw["limit"], "judge": "keyword" if b == "advbench" else "exact"}) for b, s in scores.items()}
+        return {"scores": scores, "details": details}
+
+    monkeypatch.setitem(sys.modules, "radis_utils.evaluate.benchmarks",
+                        types.SimpleNamespace(run_general_suite=run_general_suite))
+    cfg = real_cfg(tiny_backbone, tmp_path, alma_dir)
+    base = evaluate.evaluate(cfg, evaluate.BACKBONE)
+    assert base["benchmarks"] == ["gsm8k", "advbench", "mt_bench", "alpaca_eval"]
+    assert base["general"] == {"gsm8k": 0.0, "advbench": 50.0, "alpaca_eval": 20.0}
+    assert base["general_details"]["advbench"] == {"n": 3, "judge": "keyword"}
+    assert base["notes"] == ["mt_bench skipped: no judge endpoint: set OPENAI_API_KEY"]
+    first = calls[0]
+    assert first["limit"] == 3 and first["guard_model"] is None and first["model_id"] == "smol-backbone"
+    assert first["benchmarks_dir"].name == "benchmarks" and first["max_new_tokens"] == cfg.eval.general_max_new_tokens
+    assert first["tokenizer"].chat_template  # the profile's tokenizer, chat template included
+    train.train(cfg, "vanilla", 0)
+    result = evaluate.evaluate(cfg, "vanilla", 0)
+    assert result["rp_benchmarks"] == ["advbench", "alpaca_eval"]  # gsm8k: backbone 0, ratio undefined
+    assert result["rp"] == 75.0  # (25/50 + 20/20) / 2
+    assert json.loads(evaluate.results_path(cfg, "vanilla", 0).read_text())["rp"] == 75.0
+    adapter_tok = calls[-1]["tokenizer"]  # lm-eval & co. get the adapter's tokenizer, chat template included
+    assert str(train.adapter_dir(cfg, "vanilla", 0)) in adapter_tok.name_or_path and adapter_tok.chat_template
+    assert calls[-1]["model_id"] == "smol-vanilla-seed0" and calls[-1]["out_dir"].name == "vanilla-seed0"
+
+
+def test_without_the_benchmarks_module_the_error_says_so(tiny_backbone, alma_dir, tmp_path, monkeypatch):
+    import sys
+
+    from radis_utils.evaluate import suite
+
+    monkeypatch.setitem(sys.modules, "radis_utils.evaluate.benchmarks", None)
+    cfg = real_cfg(tiny_backbone, tmp_path, alma_dir)
+    with pytest.raises(evaluate.ResultsError, match="needs radis_utils.evaluate.benchmarks"):
+        suite.general_suite(cfg, None, None, "backbone")
+    assert suite.general_suite(real_cfg(tiny_backbone, tmp_path, alma_dir, eval__benchmarks=[]), None, None, "x")["general"] == {}

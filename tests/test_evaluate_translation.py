@@ -159,3 +159,12 @@ def test_comet_scores_through_a_real_checkpoint(tmp_path):
     assert scores["comet"] == out["comet"] and why.startswith("COMET scored with")
     scores, why = tr.score_comet_or_skip(str(tmp_path / "nowhere"), sources, hyps, refs)
     assert scores is None and why.startswith("COMET skipped")
+
+
+def test_comet_runs_on_the_gpu_when_torch_sees_one(monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert tr.comet_gpus() == 1
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert tr.comet_gpus() == 0

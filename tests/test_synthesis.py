@@ -232,6 +232,31 @@ def test_record_schema_report_and_second_run_is_a_no_op(tiny, tmp_path):
     assert again["nonempty_share"] == report["nonempty_share"] and again["flags"] == report["flags"]
 
 
+def test_min_new_tokens_forbids_an_immediate_end_and_is_a_labelled_variant(tiny, tmp_path):
+    model, tok = tiny
+    eos = tok.eos_token_id
+
+    def end_at_once(module, inputs, logits):  # a model that always wants to stop first
+        logits[..., eos] += 100.0
+        return logits
+
+    hook = model.lm_head.register_forward_hook(end_at_once)
+    try:
+        faithful = generate_completions(model, tok, PROMPTS, max_new_tokens=6, batch_size=2)
+        variant = generate_completions(model, tok, PROMPTS, max_new_tokens=6, batch_size=2, min_new_tokens=2)
+    finally:
+        hook.remove()
+    assert all(c.text == "" and c.finished and c.new_tokens == 1 for c in faithful)
+    assert all(c.finished and c.new_tokens == 3 for c in variant)  # 2 forced tokens, then the end
+    assert "min_new_tokens" not in Decoding().to_dict() and Decoding(min_new_tokens=1).to_dict()["min_new_tokens"] == 1
+    from radis_utils.synthesis import records_path
+
+    cfg = load_profile("ci", runtime__runs_dir=str(tmp_path))
+    assert records_path(cfg, "rationale").name == "rationale.jsonl"
+    assert records_path(load_profile("ci", runtime__runs_dir=str(tmp_path), synthesis__min_new_tokens=1),
+                        "rationale").name == "rationale-min1.jsonl"
+
+
 @pytest.mark.parametrize("decoding", [Decoding(max_new_tokens=6), Decoding(True, 1.3, 0.95, 6, seed=11)],
                          ids=["greedy", "sampled"])
 def test_fixed_seed_gives_identical_records(tiny, tmp_path, decoding):

@@ -2,10 +2,11 @@
 
 ``evaluate(cfg, method, seed)`` translates the profile's test sets with the same generation
 code as synthesis, extracts the translation from each reply by ``eval.extraction``, scores
-BLEU/chrF (and COMET when a checkpoint is available), scores general ability (the organism's
-exact skills; at full scale the external benchmarks of ``general.py`` run as separate
-commands), and writes ``runs/<profile>/results/<method>-seed<k>.json`` atomically. A re-run
-reads the file; a file written under another profile or config is refused with its name.
+BLEU/chrF (and COMET when a checkpoint is available, on the GPU when there is one), scores
+general ability (the organism's exact skills; for a real backbone the benchmark suite of
+``benchmarks.run_general_suite`` on the profile's ``eval.benchmarks``, RP over those that ran),
+and writes ``runs/<profile>/results/<method>-seed<k>.json`` atomically. A re-run reads the file;
+a file written under another profile or config is refused with its name.
 """
 
 from __future__ import annotations
@@ -16,13 +17,13 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from .. import data, models
-from ..config import Config, device_name, versions
+from ..config import Config, device_name, resolve_path, versions
 from ..engines import generate
 from ..records import settings_diff, write_json
 from ..prompts import INSTRUCTIONS, chat_prompt, translation_request
 from ..replies import EXTRACTION_RULES, split_reply
 from .scores import gain_ratio, relative_performance
-from .translation import corpus_metrics, per_direction_table, score_comet_or_skip
+from .translation import comet_gpus, corpus_metrics, per_direction_table, score_comet_or_skip
 
 BACKBONE = "backbone"  # the method name of the untrained model in results files
 
@@ -64,7 +65,7 @@ def translate(cfg: Config, model: Any, tokenizer: Any, direction: str) -> dict[s
     hyps = [split_reply(r, cfg.eval.extraction)[0] for r in replies]
     comet_model = None if cfg.data.source == "organism" else cfg.eval.comet_model
     comet, message = score_comet_or_skip(comet_model, [p.source for p in pairs], hyps,
-                                         [p.reference for p in pairs], cfg.eval.batch_size)
+                                         [p.reference for p in pairs], cfg.eval.batch_size, comet_gpus())
     if comet is not None:
         scores["comet"] = comet["comet"]
     scores["comet_note"] = message
@@ -72,12 +73,13 @@ def translate(cfg: Config, model: Any, tokenizer: Any, direction: str) -> dict[s
     return scores
 
 
-def general_ability(cfg: Config, model: Any, tokenizer: Any) -> tuple[dict[str, float], list[str]]:
-    """``({skill or benchmark: score}, notes)``: the organism's skills, scored exactly; at full
-    scale nothing runs inline (see ``general.py`` for the benchmark commands) and notes say so."""
+def general_ability(cfg: Config, model: Any, tokenizer: Any,
+                    model_id: str = BACKBONE) -> tuple[dict[str, float], list[str]]:
+    """``({skill or benchmark: score}, notes)``: the organism's skills, scored exactly; for a real
+    backbone the benchmarks of ``general_suite`` that ran, and a note per skipped one."""
     if cfg.data.source != "organism":
-        return {}, ["general ability at full scale runs as separate commands (chapter 05): GSM8K via "
-                    "lm-eval, AdvBench with a guard model, MT-Bench/AlpacaEval with a judge"]
+        suite = general_suite(cfg, model, tokenizer, model_id)
+        return suite["general"], suite["notes"]
     from ..organism import World, organism_config, score_general
 
     world = World(organism_config(cfg).world_seed)
@@ -86,14 +88,62 @@ def general_ability(cfg: Config, model: Any, tokenizer: Any) -> tuple[dict[str, 
     return scores, []
 
 
-def evaluate_model(cfg: Config, model: Any, tokenizer: Any) -> dict[str, Any]:
+def general_suite(cfg: Config, model: Any, tokenizer: Any, model_id: str) -> dict[str, Any]:
+    """A real backbone's general suite (``benchmarks.run_general_suite``, the profile's ``eval``
+    settings; answer files under ``runs/<profile>/results/general/<model_id>/``): ``general``
+    (the scores that ran), ``benchmarks`` (all asked), ``general_details`` (n, judge, ...), ``notes``."""
+    benchmarks = list(cfg.eval.benchmarks)
+    if not benchmarks:
+        return {"general": {}, "benchmarks": [], "general_details": {},
+                "notes": ["no general benchmarks asked (eval.benchmarks: [])"]}
+    try:
+        from .benchmarks import run_general_suite
+    except ModuleNotFoundError as err:
+        if err.name != f"{__package__}.benchmarks":
+            raise
+        raise ResultsError(f"profile {cfg.profile!r}: the general suite needs {__package__}.benchmarks "
+                           "(GSM8K, AdvBench, MT-Bench, AlpacaEval), which this checkout lacks; update "
+                           "radis_utils, or evaluate translation only with eval.benchmarks: []") from None
+    out = run_general_suite(model, tokenizer, benchmarks_dir=resolve_path(cfg.eval.benchmarks_dir),
+                            out_dir=cfg.runs_dir / "results" / "general" / model_id, limit=cfg.eval.benchmark_limit,
+                            benchmarks=benchmarks, guard_model=cfg.eval.guard_model,
+                            max_new_tokens=cfg.eval.general_max_new_tokens, batch_size=cfg.eval.batch_size,
+                            model_id=f"{cfg.profile}-{model_id}")
+    scores, details = out["scores"], out["details"]
+    notes = [f"{b} skipped: {_skip_reason(details.get(b))}" for b in benchmarks if scores.get(b) is None]
+    return {"general": {b: float(scores[b]) for b in benchmarks if scores.get(b) is not None},
+            "benchmarks": benchmarks, "general_details": details, "notes": notes}
+
+
+def _skip_reason(detail: Any) -> str:
+    """Why a benchmark has no score, from its details entry (``skipped`` or ``reason``)."""
+    if isinstance(detail, Mapping):
+        return str(detail.get("skipped") or detail.get("reason") or "no reason given")
+    return "no details given"
+
+
+def evaluate_model(cfg: Config, model: Any, tokenizer: Any, model_id: str = BACKBONE) -> dict[str, Any]:
     """Translation per direction (with en->X / X->en averages) and general ability of one model."""
     per_direction = {d: translate(cfg, model, tokenizer, d) for d in cfg.data.directions}
-    general, notes = general_ability(cfg, model, tokenizer)
+    if cfg.data.source == "organism":
+        general, notes = general_ability(cfg, model, tokenizer)
+        extra: dict[str, Any] = {}
+    else:
+        extra = general_suite(cfg, model, tokenizer, model_id)
+        general, notes = extra.pop("general"), extra.pop("notes")
     return {"translation": per_direction_table({d: {k: v for k, v in m.items() if k != "replies"}
                                                 for d, m in per_direction.items()}),
             "replies": {d: m["replies"] for d, m in per_direction.items()},
-            "general": general, "notes": notes}
+            "general": general, "notes": notes, **extra}
+
+
+def rp_over_shared(base: Mapping[str, float], general: Mapping[str, float]) -> tuple[float | None, list[str]]:
+    """``(RP, benchmarks used)``: RP over the benchmarks both models ran whose backbone score is not 0
+    (a ratio to 0 is undefined); ``None`` when there is none."""
+    used = [b for b in general if b in base and base[b] != 0]
+    if not used:
+        return None, []
+    return round(relative_performance({b: base[b] for b in used}, {b: general[b] for b in used}), 2), used
 
 
 def evaluate(cfg: Config, method: str, seed: int = 0, tag: str = "") -> dict[str, Any]:
@@ -110,11 +160,15 @@ def evaluate(cfg: Config, method: str, seed: int = 0, tag: str = "") -> dict[str
 
         folder = adapter_dir(cfg, method, seed, tag)
         check_adapter(cfg, folder, method, seed)
-        model = models.load_adapter(cfg, folder, merge=cfg.model.quantization is None)
+        model = models.load_adapter(cfg, folder, merge=cfg.model.quantization is None)  # QLoRA: on its 4-bit base
+        if (folder / "tokenizer_config.json").is_file():  # the adapter's own tokenizer (profile template applied)
+            tokenizer = models.load_tokenizer(cfg, str(folder))
     result = {"profile": cfg.profile, "config_hash": models.config_hash(cfg), "settings": cfg.to_dict(),
               "method": method, "seed": None if method == BACKBONE else seed, "tag": tag,
-              **evaluate_model(cfg, model, tokenizer), "extraction": cfg.eval.extraction}
-    if method != BACKBONE and result["general"]:
+              **evaluate_model(cfg, model, tokenizer, path.stem), "extraction": cfg.eval.extraction}
+    if method != BACKBONE and result["general"] and cfg.data.source != "organism":
+        result["rp"], result["rp_benchmarks"] = rp_over_shared(evaluate(cfg, BACKBONE)["general"], result["general"])
+    elif method != BACKBONE and result["general"]:
         base = evaluate(cfg, BACKBONE)
         result["rp"] = round(relative_performance(base["general"], result["general"]), 2)
     else:

@@ -150,6 +150,13 @@ def comet_score(model: Any, sources: Sequence[str], hypotheses: Sequence[str],
     }
 
 
+def comet_gpus() -> int:
+    """GPUs COMET's ``predict`` should use: 1 when torch sees a CUDA device, else 0 (CPU)."""
+    import torch
+
+    return 1 if torch.cuda.is_available() else 0
+
+
 @functools.lru_cache(maxsize=1)
 def _cached_comet(name_or_path: str) -> Any:
     return load_comet(name_or_path)
