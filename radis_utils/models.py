@@ -46,11 +46,15 @@ def resolve_backbone(cfg: Config) -> str:
 
 
 def organism_config(cfg: Config) -> Any:
-    """The ``OrganismConfig`` of a profile's ``organism:`` section (defaults when empty)."""
+    """The ``OrganismConfig`` of a profile's ``organism:`` section (defaults when empty), trained
+    and scored with the profile's ``prompts.instructions``."""
     from .organism import OrganismConfig
 
+    if "instructions" in cfg.organism:
+        raise ConfigError(f"profile {cfg.profile!r}, section organism: 'instructions' is set by "
+                          "prompts.instructions (one instruction set for every stage); move it there")
     try:
-        return OrganismConfig.from_dict(dict(cfg.organism))
+        return OrganismConfig.from_dict({**cfg.organism, "instructions": cfg.prompts.instructions})
     except (TypeError, ValueError) as err:
         raise ConfigError(f"profile {cfg.profile!r}, section organism: {err}") from err
 

@@ -9,6 +9,7 @@ the backbone's chat template with the instruction ``x`` as the user turn and ``y
 from __future__ import annotations
 
 import random
+import string
 from typing import Any, Sequence
 
 #: ISO code -> English name, for the paper's languages (cs, de, ru, zh <-> en) and the
@@ -22,17 +23,18 @@ LANGUAGE_NAMES: dict[str, str] = {
     "sy": "Synthian",
 }
 
-#: Five translation instructions, one drawn at random per example (paper fig. 5 uses five).
-#: The wording is ours, in the spirit of the paper's set; pass your own list through the
-#: profile key ``prompts.instructions`` to use different ones.  ``{src}``/``{tgt}`` are
-#: language names; the source sentence follows on its own line (see ``translation_request``).
+#: The paper's five translation instructions (fig. 5, app. B.1), character for character, with
+#: the figure's placeholders: ``{lang1}``/``{lang2}`` are the source/target language names,
+#: ``{sent1}`` the source sentence. One is drawn at random per example. A profile may give its own
+#: set (``prompts.instructions``); ``check_instructions`` says what a template must hold.
 INSTRUCTIONS: tuple[str, ...] = (
-    "Translate the following sentence from {src} to {tgt}.",
-    "What does this {src} sentence mean in {tgt}?",
-    "Please give the {tgt} translation of the {src} sentence below.",
-    "Render this {src} text in {tgt}.",
-    "Convert the following {src} sentence into {tgt}.",
+    "Could you please translate this sentence from {lang1} to {lang2}?\n{sent1}",
+    "Translate the following sentence from {lang1} to {lang2}:\n{sent1}",
+    "Translate this sentence from {lang1} to {lang2}.\n{sent1}",
+    "Translate from {lang1} to {lang2}:\n{sent1}",
+    "{sent1}\nTranslate this sentence to {lang2}.",
 )
+PLACEHOLDERS = ("lang1", "lang2", "sent1")
 
 
 class ChatTemplateError(ValueError):
@@ -46,6 +48,25 @@ def language_name(code: str) -> str:
     except KeyError:
         known = ", ".join(sorted(LANGUAGE_NAMES))
         raise KeyError(f"unknown language code {code!r}; known codes: {known}") from None
+
+
+def check_instructions(instructions: Sequence[str], where: str = "prompts.instructions") -> None:
+    """Raise ``ValueError`` naming ``where`` unless every template is a string holding ``{sent1}``
+    and ``{lang2}`` once each and no placeholder besides ``{lang1}``/``{lang2}``/``{sent1}``."""
+    if isinstance(instructions, str) or not instructions:
+        raise ValueError(f"{where}: expected a non-empty list of instruction templates")
+    for i, template in enumerate(instructions):
+        if not isinstance(template, str):
+            raise ValueError(f"{where}[{i}]: expected a string, got {template!r}")
+        try:
+            names = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
+        except ValueError as err:
+            raise ValueError(f"{where}[{i}] {template!r}: {err} (write a literal brace as {{{{ or }}}})") from None
+        unknown = sorted(set(names) - set(PLACEHOLDERS))
+        if unknown or names.count("sent1") != 1 or names.count("lang2") != 1:
+            raise ValueError(f"{where}[{i}] {template!r}: a template holds {{sent1}} (the sentence) and "
+                             f"{{lang2}} (the target language) once each, optionally {{lang1}}, nothing else"
+                             + (f"; unknown: {unknown}" if unknown else ""))
 
 
 def pick_instruction(rng: random.Random, instructions: Sequence[str] = INSTRUCTIONS) -> int:
@@ -62,11 +83,11 @@ def translation_request(
     template: int = 0,
     instructions: Sequence[str] = INSTRUCTIONS,
 ) -> str:
-    """The user turn ``x``: instruction ``template`` filled with language names, then the source."""
+    """The user turn ``x``: instruction ``template`` filled with the language names and the source."""
     if not 0 <= template < len(instructions):
         raise IndexError(f"instruction template {template} out of range 0..{len(instructions) - 1}")
-    head = instructions[template].format(src=language_name(src), tgt=language_name(tgt))
-    return f"{head}\n{source}"
+    check_instructions(instructions[template:template + 1], f"instruction template {template}")
+    return instructions[template].format(lang1=language_name(src), lang2=language_name(tgt), sent1=source)
 
 
 def chat_template_of(tokenizer: Any) -> str:
@@ -196,7 +217,7 @@ def demo_chat_tokenizer(style: str, corpus: Sequence[str] = (), vocab_size: int 
         vocab_size=vocab_size, special_tokens=special_tokens,
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False,
     )
-    text = list(corpus) or [i.format(src="German", tgt="English") for i in INSTRUCTIONS]
+    text = list(corpus) or [translation_request("Guten Morgen.", "de", "en", k) for k in range(len(INSTRUCTIONS))]
     bpe.train_from_iterator(text, trainer=trainer)
     tok = PreTrainedTokenizerFast(tokenizer_object=bpe, unk_token="<unk>",
                                   model_input_names=["input_ids", "attention_mask"], **specials)

@@ -19,7 +19,7 @@ from .. import data, models
 from ..config import Config, device_name, versions
 from ..engines import generate
 from ..records import write_json
-from ..prompts import INSTRUCTIONS, chat_prompt, translation_request
+from ..prompts import chat_prompt, translation_request
 from ..rationales import EXTRACTION_RULES, split_reply
 from .scores import gain_ratio, relative_performance
 from .translation import corpus_metrics, per_direction_table, score_comet_or_skip
@@ -37,9 +37,10 @@ def results_path(cfg: Config, method: str, seed: int = 0, tag: str = "") -> Path
     return cfg.runs_dir / "results" / f"{name}.json"
 
 
-def translation_prompts(tokenizer: Any, pairs: Sequence[Any]) -> list[str]:
-    """Chat prompts for test pairs; pair ``i`` uses instruction template ``i % 5`` (all five, evenly)."""
-    return [chat_prompt(tokenizer, translation_request(p.source, p.src, p.tgt, template=i % len(INSTRUCTIONS)))
+def translation_prompts(tokenizer: Any, pairs: Sequence[Any], instructions: Sequence[str]) -> list[str]:
+    """Chat prompts for test pairs; pair ``i`` uses the profile's template ``i % len(instructions)``
+    (all of them, evenly)."""
+    return [chat_prompt(tokenizer, translation_request(p.source, p.src, p.tgt, i % len(instructions), instructions))
             for i, p in enumerate(pairs)]
 
 
@@ -58,8 +59,8 @@ def translate(cfg: Config, model: Any, tokenizer: Any, direction: str) -> dict[s
         if not p.source.strip() or not p.reference.strip():
             raise ResultsError(f"test set {direction} ({p.origin or f'pair {i}'}): empty source or reference; "
                                "clean the test file (every line needs text on both sides)")
-    replies = generate(model, tokenizer, translation_prompts(tokenizer, pairs), cfg.eval.max_new_tokens,
-                       cfg.eval.batch_size)
+    prompts = translation_prompts(tokenizer, pairs, cfg.prompts.instructions)
+    replies = generate(model, tokenizer, prompts, cfg.eval.max_new_tokens, cfg.eval.batch_size)
     scores = score_replies(replies, pairs, cfg.eval.extraction)
     hyps = [split_reply(r, cfg.eval.extraction)[0] for r in replies]
     comet_model = None if cfg.data.source == "organism" else cfg.eval.comet_model
@@ -78,9 +79,9 @@ def general_ability(cfg: Config, model: Any, tokenizer: Any) -> tuple[dict[str, 
     if cfg.data.source != "organism":
         return {}, ["general ability at full scale runs as separate commands (chapter 05): GSM8K via "
                     "lm-eval, AdvBench with a guard model, MT-Bench/AlpacaEval with a judge"]
-    from ..organism import World, score_general
+    from ..organism import score_general
 
-    world = World(models.organism_config(cfg).world_seed)
+    world = models.organism_config(cfg).world()
     scores = score_general(model, tokenizer, world, cfg.eval.general_items, seed=0)
     scores.pop("mean")
     return scores, []
