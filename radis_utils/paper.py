@@ -243,16 +243,55 @@ RESULT_TABLES: dict[str, Fact] = {
 }
 
 
+def _row_notes(fact: str, direction: str, group: str, row: str) -> str:
+    return "; ".join(f"{c}: {n}" for (f, d, g, r, c), n in CELL_NOTES.items()
+                     if (f, d, g, r) == (fact, direction, group, row))
+
+
 def translation_rows(direction: str) -> list[dict[str, Any]]:
-    """Table 1 (``"en-xx"``) or 2 (``"xx-en"``) as flat rows: group, model, cs, de, ru, zh, avg."""
+    """Table 1 (``"en-xx"``) or 2 (``"xx-en"``) as flat rows: group, model, cs, de, ru, zh, avg and
+    the notes of its derived or unreadable cells."""
     table = TRANSLATION.value[direction]
-    return [{"group": g, "model": m, **cells} for g, rows in table.items() for m, cells in rows.items()]
+    return [{"group": g, "model": m, **cells, "notes": _row_notes("TRANSLATION", direction, g, m)}
+            for g, rows in table.items() for m, cells in rows.items()]
 
 
 def general_rows() -> list[dict[str, Any]]:
     """Table 3 as flat rows: group, model, the five benchmarks and RP."""
     return [{"group": g, "model": m, **cells} for g, rows in GENERAL_ABILITY.value.items()
             for m, cells in rows.items()]
+
+
+#: Ours, not the paper's: the book's rationale kinds (the organism's exact classifier and the
+#: keyword heuristic for real backbones) mapped onto table 4's categories; ``None``: no category
+#: of table 4 fits. Table 4's "Semantic explanation" and "Word/phrase explanation" have no kind.
+TABLE4_CATEGORY_OF_KIND: dict[str, str | None] = {
+    "gloss": "Word/phrase translation",
+    "alternative": "Alternative translation",
+    "safety": "Helpful&Safety",
+    "back_translation": "Back-translation",
+    "fact": "Factual supplement",
+    "word_order": "Grammar",
+    "arithmetic": None,
+    "note": None,
+    "other": None,
+}
+
+
+def table4_rows(kind_shares: dict[str, float]) -> list[dict[str, Any]]:
+    """Table 4's eight categories beside ``{kind: % of our rationales}``, through
+    ``TABLE4_CATEGORY_OF_KIND``; kinds with no category follow as rows of their own."""
+    rows = []
+    for category, (contents, share) in OBSERVATION_CATEGORIES.value.items():
+        kinds = [k for k, c in TABLE4_CATEGORY_OF_KIND.items() if c == category]
+        ours = [kind_shares[k] for k in kinds if k in kind_shares]
+        rows.append({"category (table 4)": category, "contents": contents, "paper %": share,
+                     "our kind": ", ".join(kinds) or "(none)", "ours %": ours[0] if ours else (0.0 if kinds else None)})
+    for kind, share in kind_shares.items():
+        if TABLE4_CATEGORY_OF_KIND.get(kind) is None:
+            rows.append({"category (table 4)": "(no table-4 category)", "contents": "", "paper %": None,
+                         "our kind": kind, "ours %": share})
+    return rows
 
 
 def _steps(c: Any) -> Any:
@@ -290,8 +329,3 @@ def settings_rows(profiles: dict[str, Any]) -> list[dict[str, Any]]:
             row[name] = of_profile(cfg)
         rows.append(row)
     return rows
-
-
-def transcribed(fact: Fact) -> bool:
-    """Whether a fact holds the paper's numbers (every table here does; kept for callers)."""
-    return fact.value is not None

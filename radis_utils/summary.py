@@ -131,6 +131,30 @@ def method_claims(backbone: Mapping[str, Any] | None, by_method: Mapping[str, Se
     return out
 
 
+def paper_vs_ours(backbone: Mapping[str, Any] | None, by_method: Mapping[str, Sequence[Mapping[str, Any]]],
+                  directions: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """One row per method: the paper's COMET averages (tables 1-2) and RP (table 3) for both backbones
+    beside this run's seed-mean translation score and RP, each column naming its metric."""
+    t, g = paper.TRANSLATION.value, paper.GENERAL_ABILITY.value
+    pair = lambda cell: " / ".join("unreadable" if v is None else str(v) for v in cell)
+    metric = "chrF" if backbone is None or "comet" not in next(iter(backbone["translation"].values())) else "COMET"
+    ours_t = f"ours: {metric}, mean of {', '.join(directions) or 'all directions'}"
+    ours_rp = "ours: RP % on " + (", ".join(backbone["general"]) if backbone and backbone["general"] else "general suite")
+    rows = []
+    for method in paper.ROWS:
+        results = [backbone] if method == "backbone" and backbone else by_method.get(method, [])
+        row = {"method": method,
+               "paper: COMET en→X avg (LLaMA-2 / Mistral)": pair(t["en-xx"][b][method]["avg"] for b in paper.BACKBONES),
+               "paper: COMET X→en avg (LLaMA-2 / Mistral)": pair(t["xx-en"][b][method]["avg"] for b in paper.BACKBONES),
+               "paper: RP % on MT-Bench, AlpacaEval (2.0), AdvBench, GSM8K (LLaMA-2 / Mistral)":
+                   pair(g[b][method]["rp"] for b in paper.BACKBONES),
+               ours_t: round(_mean([evaluate.headline(r, metric.lower()) for r in results]), 2) if results else "not run",
+               ours_rp: round(_mean([r["rp"] for r in results]), 2) if results and results[0]["rp"] is not None
+               else "not run"}
+        rows.append(row)
+    return rows
+
+
 def gradient_claims(results: Sequence[Mapping[str, Any]], preconditioner: str = "sgd") -> list[dict[str, Any]]:
     """Figure 4's claims: RaDis's per-layer cosine mostly positive, Seq-KD's mostly negative."""
     rows = []
