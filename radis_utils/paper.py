@@ -199,11 +199,11 @@ CELL_NOTES: dict[tuple[str, str, str, str, str], str] = {
     ("TRANSLATION", "en-xx", MISTRAL, "backbone", "zh"): "derived: 83.63 − 12.31 (Vanilla-FT's zh and its delta; "
         "RaDis 83.75 − 12.43, Seq-KD 78.28 − 6.96 and SDFT 56.38 + 14.94 agree)",
     ("TRANSLATION", "en-xx", MISTRAL, "vanilla", "de"): f"{UNREADABLE} (value and delta lost; the row average "
-        "bounds it to 83.03-83.07 only)",
+        "fixes it only to within ±0.04 of 83.05)",
     ("TRANSLATION", "en-xx", MISTRAL, "seqkd", "de"): f"{UNREADABLE} (value and delta lost; the row average "
-        "bounds it to 73.66-73.70 only)",
+        "fixes it only to within ±0.04 of 73.68)",
     ("TRANSLATION", "en-xx", MISTRAL, "sdft", "de"): f"{UNREADABLE} (value and delta lost; the row average "
-        "bounds it to 53.31-53.35 only)",
+        "fixes it only to within ±0.04 of 53.33)",
     ("TRANSLATION", "xx-en", LLAMA2, "backbone", "zh"): "derived: 78.08 − 3.13 (Vanilla-FT's zh and its delta; "
         "Seq-KD 74.48 + 0.47, SDFT 76.77 − 1.82 and RaDis 77.83 − 2.88 agree)",
     ("TRANSLATION", "xx-en", LLAMA2, "backbone", "de"): "read from a merged cell '81.20 80.36' (de, ru); "
@@ -211,10 +211,21 @@ CELL_NOTES: dict[tuple[str, str, str, str, str], str] = {
     ("TRANSLATION", "xx-en", MISTRAL, "backbone", "zh"): "derived: 79.21 − 1.45 (the extraction shows only "
         "'77'; Seq-KD 77.49 + 0.27, SDFT 77.39 + 0.37 and RaDis 79.17 − 1.41 agree)",
     ("TRANSLATION", "xx-en", MISTRAL, "backbone", "de"): "read from a garbled cell; confirmed by RaDis 82.86 − 1.13",
+    ("TRANSLATION", "xx-en", MISTRAL, "backbone", "ru"): "read from a garbled cell '81.73 81.97 77'; confirmed by "
+        "Vanilla-FT 83.23 − 1.26",
+    ("TRANSLATION", "xx-en", LLAMA2, "backbone", "ru"): "read from a merged cell '81.20 80.36' (de, ru); "
+        "placement confirmed by Vanilla-FT 82.70 − 2.34",
+    ("TRANSLATION", "en-xx", LLAMA2, "backbone", "ru"): "read from a merged cell '75.10 75.76' (de, ru); "
+        "placement confirmed by Vanilla-FT 84.67 − 8.91",
+    ("TRANSLATION", "en-xx", LLAMA2, "seqkd", "zh"): "read from a merged cell (ru, zh); placement confirmed by "
+        "its delta: 72.57 + 0.36",
+    ("TRANSLATION", "en-xx", LLAMA2, "sdft", "zh"): "read from a merged cell (ru, zh); placement confirmed by "
+        "its delta: 72.57 + 5.88",
     ("TRANSLATION", "xx-en", MISTRAL, "vanilla", "de"): f"{UNREADABLE} (value and delta lost; the row average "
-        "bounds it to 83.35-83.39 only)",
+        "fixes it only to within ±0.04 of 83.37)",
     ("TRANSLATION", "xx-en", MISTRAL, "seqkd", "de"): f"{UNREADABLE} (shows '81.9', digits and delta lost)",
-    ("TRANSLATION", "xx-en", MISTRAL, "sdft", "de"): f"{UNREADABLE} (value and delta lost)",
+    ("TRANSLATION", "xx-en", MISTRAL, "sdft", "de"): f"{UNREADABLE} (the extraction prints '80.21 ↓ 1.76' in "
+        "both the de and the ru cell; it is ru's (81.97 − 1.76), not de's (81.73 − 1.76 would be 79.97))",
     ("TRANSLATION", "xx-en", MISTRAL, "sdft", "avg"): f"{UNREADABLE} (value and delta lost; with de also lost "
         "neither follows from the other)",
     ("TRANSLATION", "xx-en", PRIOR, "ParroT", "de"): f"{UNREADABLE} (cell empty in the extraction)",
