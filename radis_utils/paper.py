@@ -260,10 +260,11 @@ def _row_notes(fact: str, direction: str, group: str, row: str) -> str:
 
 
 def translation_rows(direction: str) -> list[dict[str, Any]]:
-    """Table 1 (``"en-xx"``) or 2 (``"xx-en"``) as flat rows: group, model, cs, de, ru, zh, avg and
-    the notes of its derived or unreadable cells."""
+    """Table 1 (``"en-xx"``) or 2 (``"xx-en"``) as flat rows for display: group, model, cs, de, ru, zh,
+    avg (a lost cell reads "unreadable") and the notes of its derived or unreadable cells."""
     table = TRANSLATION.value[direction]
-    return [{"group": g, "model": m, **cells, "notes": _row_notes("TRANSLATION", direction, g, m)}
+    return [{"group": g, "model": m, **{c: "unreadable" if v is None else v for c, v in cells.items()},
+             "notes": _row_notes("TRANSLATION", direction, g, m)}
             for g, rows in table.items() for m, cells in rows.items()]
 
 
