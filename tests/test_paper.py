@@ -164,3 +164,18 @@ def test_table5_repeats_tables_1_to_3_for_mistral():
         assert t5[row]["en_xx"] == paper.TRANSLATION.value["en-xx"][paper.MISTRAL][method]["avg"]
         general = paper.GENERAL_ABILITY.value[paper.MISTRAL][method]
         assert all(t5[row][c] == general[c] for c in paper.GENERAL_COLUMNS if c != "rp")
+
+
+def test_table4_rows_map_our_kinds_onto_the_eight_categories():
+    from radis_utils.organism import RATIONALE_CATEGORIES
+    from radis_utils.rationales import HEURISTIC_PATTERNS
+
+    categories = set(paper.OBSERVATION_CATEGORIES.value)
+    assert set(RATIONALE_CATEGORIES) | set(HEURISTIC_PATTERNS) | {"other"} == set(paper.TABLE4_CATEGORY_OF_KIND)
+    assert {c for c in paper.TABLE4_CATEGORY_OF_KIND.values() if c} <= categories
+    rows = paper.table4_rows({"gloss": 70.0, "arithmetic": 20.0})
+    by_category = {r["category (table 4)"]: r for r in rows[:8]}
+    assert set(by_category) == categories
+    assert by_category["Word/phrase translation"]["ours %"] == 70.0 and by_category["Grammar"]["ours %"] == 0.0
+    assert by_category["Semantic explanation"]["ours %"] is None  # no kind of ours maps there
+    assert rows[8]["our kind"] == "arithmetic" and rows[8]["paper %"] is None

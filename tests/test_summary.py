@@ -87,3 +87,14 @@ def test_claims_read_the_results_folder(tmp_path):
     assert rows["Vanilla-FT loses general ability"] == "reproduced"
     assert rows["RaDis's regulariser agrees with the MT gradient"] == "not run"
     assert gradients.results_path(cfg, 0).parent == folder
+
+
+def test_paper_vs_ours_labels_both_metrics():
+    backbone = fake(60, 100)
+    rows = summary.paper_vs_ours(backbone, {"vanilla": [fake(100, 40), fake(98, 30)]}, ["en-sy"])
+    assert [r["method"] for r in rows] == ["backbone", "vanilla", "seqkd", "sdft", "radis"]
+    vanilla = rows[1]
+    assert vanilla["paper: RP % on MT-Bench, AlpacaEval (2.0), AdvBench, GSM8K (LLaMA-2 / Mistral)"] == "18.22 / 9.19"
+    assert vanilla["ours: chrF, mean of en-sy"] == 99.0 and vanilla["ours: RP % on a"] == 35.0
+    assert rows[2]["ours: chrF, mean of en-sy"] == "not run"
+    assert rows[3]["paper: COMET X→en avg (LLaMA-2 / Mistral)"] == "80.79 / unreadable"
