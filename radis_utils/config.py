@@ -38,16 +38,17 @@ LANGUAGE_NAMES: dict[str, str] = {
     "sy": "Synthian",
 }
 
-#: Five translation instructions, one drawn at random per example (paper fig. 5 uses five).
-#: The wording is ours, in the spirit of the paper's set; pass your own list through the
-#: profile key ``prompts.instructions`` to use different ones.  ``{src}``/``{tgt}`` are
-#: language names; the source sentence follows on its own line (see ``prompts.translation_request``).
+#: The paper's five translation instructions (fig. 5, app. B.1), character for character, with
+#: the figure's placeholders: ``{lang1}``/``{lang2}`` are the source/target language names,
+#: ``{sent1}`` the source sentence. One is drawn at random per example. A profile may give its own
+#: set (``prompts.instructions``); ``prompts.check_instructions`` says what a template must hold.
+#: Plain data here (the default of a profile's ``prompts.instructions``); ``prompts`` re-exports it.
 INSTRUCTIONS: tuple[str, ...] = (
-    "Translate the following sentence from {src} to {tgt}.",
-    "What does this {src} sentence mean in {tgt}?",
-    "Please give the {tgt} translation of the {src} sentence below.",
-    "Render this {src} text in {tgt}.",
-    "Convert the following {src} sentence into {tgt}.",
+    "Could you please translate this sentence from {lang1} to {lang2}?\n{sent1}",
+    "Translate the following sentence from {lang1} to {lang2}:\n{sent1}",
+    "Translate this sentence from {lang1} to {lang2}.\n{sent1}",
+    "Translate from {lang1} to {lang2}:\n{sent1}",
+    "{sent1}\nTranslate this sentence to {lang2}.",
 )
 
 #: How ``replies.split_reply`` cuts the translation from a reply (the values of ``eval.extraction``).

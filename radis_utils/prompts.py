@@ -9,9 +9,12 @@ the backbone's chat template with the instruction ``x`` as the user turn and ``y
 from __future__ import annotations
 
 import random
+import string
 from typing import Any, Sequence
 
 from .config import INSTRUCTIONS, LANGUAGE_NAMES  # noqa: F401  (the default set: a profile's prompts.instructions; names re-exported)
+
+PLACEHOLDERS = ("lang1", "lang2", "sent1")
 
 
 class ChatTemplateError(ValueError):
@@ -25,6 +28,25 @@ def language_name(code: str) -> str:
     except KeyError:
         known = ", ".join(sorted(LANGUAGE_NAMES))
         raise KeyError(f"unknown language code {code!r}; known codes: {known}") from None
+
+
+def check_instructions(instructions: Sequence[str], where: str = "prompts.instructions") -> None:
+    """Raise ``ValueError`` naming ``where`` unless every template is a string holding ``{sent1}``
+    and ``{lang2}`` once each and no placeholder besides ``{lang1}``/``{lang2}``/``{sent1}``."""
+    if isinstance(instructions, str) or not instructions:
+        raise ValueError(f"{where}: expected a non-empty list of instruction templates")
+    for i, template in enumerate(instructions):
+        if not isinstance(template, str):
+            raise ValueError(f"{where}[{i}]: expected a string, got {template!r}")
+        try:
+            names = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
+        except ValueError as err:
+            raise ValueError(f"{where}[{i}] {template!r}: {err} (write a literal brace as {{{{ or }}}})") from None
+        unknown = sorted(set(names) - set(PLACEHOLDERS))
+        if unknown or names.count("sent1") != 1 or names.count("lang2") != 1:
+            raise ValueError(f"{where}[{i}] {template!r}: a template holds {{sent1}} (the sentence) and "
+                             f"{{lang2}} (the target language) once each, optionally {{lang1}}, nothing else"
+                             + (f"; unknown: {unknown}" if unknown else ""))
 
 
 def pick_instruction(rng: random.Random, instructions: Sequence[str] = INSTRUCTIONS) -> int:
@@ -41,11 +63,11 @@ def translation_request(
     template: int = 0,
     instructions: Sequence[str] = INSTRUCTIONS,
 ) -> str:
-    """The user turn ``x``: instruction ``template`` filled with language names, then the source."""
+    """The user turn ``x``: instruction ``template`` filled with the language names and the source."""
     if not 0 <= template < len(instructions):
         raise IndexError(f"instruction template {template} out of range 0..{len(instructions) - 1}")
-    head = instructions[template].format(src=language_name(src), tgt=language_name(tgt))
-    return f"{head}\n{source}"
+    check_instructions(instructions[template:template + 1], f"instruction template {template}")
+    return instructions[template].format(lang1=language_name(src), lang2=language_name(tgt), sent1=source)
 
 
 def chat_template_of(tokenizer: Any) -> str:
@@ -195,7 +217,7 @@ def demo_chat_tokenizer(style: str, corpus: Sequence[str] = (), vocab_size: int 
         vocab_size=vocab_size, special_tokens=special_tokens,
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False,
     )
-    text = list(corpus) or [i.format(src="German", tgt="English") for i in INSTRUCTIONS]
+    text = list(corpus) or [translation_request("Guten Morgen.", "de", "en", k) for k in range(len(INSTRUCTIONS))]
     bpe.train_from_iterator(text, trainer=trainer)
     tok = PreTrainedTokenizerFast(tokenizer_object=bpe, unk_token="<unk>",
                                   model_input_names=["input_ids", "attention_mask"], **specials)

@@ -1,8 +1,7 @@
 """Relative performance (paper table 3's RP) and gain ratios.
 
-Table 3's raw numbers could not be transcribed offline (see ``paper.GENERAL_ABILITY``), so RP is
-checked on a hand-made example here; ``tests/test_paper.py`` re-derives table 3's RP column from
-its raw columns as soon as the table is typed in.
+RP is checked on a hand-made example here; ``tests/test_paper.py`` re-derives table 3's printed RP
+column from its raw columns with the same function (``paper.GENERAL_ABILITY``).
 """
 
 from __future__ import annotations

@@ -97,9 +97,8 @@ def test_tokenizer_round_trip_and_vocabulary(world: World, tokenizer) -> None:
         assert tokenizer.unk_token_id not in ids
         assert tokenizer.decode(tokenizer(reply)["input_ids"]) == reply
     for k in range(len(INSTRUCTIONS)):
-        request = translation_request("Mira sees the dog .", "en", "sy", template=k)
-        head = request.split("\n")[0]
-        assert tokenizer.unk_token_id not in tokenizer(head)["input_ids"]
+        request = translation_request(world.translation_pairs(1, "test", 0)[0][0], "en", "sy", template=k)
+        assert tokenizer.unk_token_id not in tokenizer(request)["input_ids"]
 
 
 def test_chat_template_and_continuation_prompt(tokenizer) -> None:
@@ -136,6 +135,24 @@ def test_config_validation_and_hash() -> None:
         OrganismConfig(mixture={"poetry": 1.0})
     with pytest.raises(ValueError, match="unknown"):
         OrganismConfig.from_dict({"hidden": 3})
+
+
+def test_organism_uses_the_profiles_instruction_set() -> None:
+    from radis_utils.config import ConfigError, load_profile
+    from radis_utils.models import organism_config
+
+    own = tuple(t + " Thanks !" for t in INSTRUCTIONS)
+    cfg = load_profile("ci", prompts={"instructions": list(own)})
+    organism = organism_config(cfg)
+    assert organism.instructions == own and organism.world().instructions == own
+    assert organism.config_hash() != organism_config(load_profile("ci")).config_hash()  # retrained, not reused
+    assert "Thanks" in organism.world().vocabulary()
+    user, _ = organism.world().training_dialogue("translate", random.Random(0))
+    assert user.endswith("Thanks !")
+    with pytest.raises(ConfigError, match="prompts.instructions"):
+        organism_config(load_profile("ci", organism={"instructions": list(own)}))
+    with pytest.raises(ValueError, match="5 instruction templates"):
+        World(0, INSTRUCTIONS[:3])
 
 
 def test_tiny_training_is_deterministic() -> None:

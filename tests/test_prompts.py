@@ -19,12 +19,23 @@ def tok(request):
     return demo_chat_tokenizer(request.param, [SOURCE, REFERENCE])
 
 
-def test_five_instructions_name_both_languages():
+def test_five_instructions_name_the_target_and_put_the_sentence_on_its_own_line():
     assert len(INSTRUCTIONS) == 5
     for i in range(5):
-        text = translation_request(SOURCE, "de", "en", template=i)
-        head, source = text.split("\n")
-        assert "German" in head and "English" in head and source == SOURCE
+        lines = translation_request(SOURCE, "de", "en", template=i).split("\n")
+        head = lines[0] if i < 4 else lines[1]
+        assert len(lines) == 2 and lines[1 if i < 4 else 0] == SOURCE
+        assert "English" in head and ("German" in head) == (i < 4)  # fig. 5's no. 5 names only the target
+
+
+def test_instruction_sets_are_checked():
+    prompts.check_instructions(INSTRUCTIONS)
+    for bad in ([], "Translate {sent1} to {lang2}", ["Translate to {lang2}."], ["{sent1} {sent1} {lang2}"],
+                ["{sent1} to {tgt}"], ["{sent1} {lang2} {"]):
+        with pytest.raises(ValueError, match="prompts.instructions"):
+            prompts.check_instructions(bad)
+    with pytest.raises(ValueError, match="template 0"):
+        translation_request(SOURCE, "de", "en", 0, ("Translate from {src} to {tgt}:",))
 
 
 def test_instruction_draw_is_seeded_and_covers_all():

@@ -14,13 +14,37 @@ def fake(chrf, rp):
 
 def test_method_claims_grade_on_the_acceptance_thresholds():
     backbone = fake(60, 100)
-    good = {"vanilla": [fake(100, 40)] * 2, "radis": [fake(95, 90)] * 2, "seqkd": [fake(61, 70)] * 2}
-    assert [r["verdict"] for r in summary.method_claims(backbone, good)] == ["reproduced"] * 4
+    good = {"vanilla": [fake(100, 40)] * 2, "radis": [fake(95, 90)] * 2, "seqkd": [fake(61, 90)] * 2,
+            "sdft": [fake(70, 88)] * 2}
+    rows = summary.method_claims(backbone, good)
+    assert [r["verdict"] for r in rows] == ["reproduced"] * 7
+    assert [r["calibrated"] == summary.CALIBRATED for r in rows] == [True] * 4 + [False] * 3
+    assert "18.22 / 9.19" in rows[0]["paper"] and "94.24 / 92.16" in rows[4]["paper"]
     weak = {**good, "radis": [fake(75, 70)] * 2}  # keeps more than vanilla, below 85; gain ratio 0.375
     verdicts = {r["claim"]: r["verdict"] for r in summary.method_claims(backbone, weak)}
     assert verdicts["RaDis keeps general ability"] == "partly"
-    assert verdicts["RaDis translates almost as well as Vanilla-FT"] == "not"
+    assert verdicts["RaDis translates almost as well as Vanilla-FT"] == "not reproduced"
     assert all(r["verdict"] == "not run" for r in summary.method_claims(None, good))
+
+
+def test_seqkd_and_sdft_claims_can_fail():
+    backbone = fake(60, 100)
+    good = {"vanilla": [fake(100, 40)] * 2, "radis": [fake(95, 90)] * 2, "seqkd": [fake(61, 90)] * 2,
+            "sdft": [fake(70, 88)] * 2}
+
+    def verdicts(**changed):
+        rows = summary.method_claims(backbone, {**good, **changed})
+        return {r["claim"]: (r["verdict"], r["ours"]) for r in rows}
+
+    assert verdicts(seqkd=[fake(61, 70)] * 2)["Seq-KD keeps general ability"] == ("partly", "RP 70.0 % (mean of 2 seeds)")
+    assert verdicts(seqkd=[fake(61, 50), fake(61, 40)])["Seq-KD keeps general ability"][0] == "not reproduced"
+    assert verdicts(sdft=[fake(70, 30)] * 2)["SDFT keeps general ability"][0] == "not reproduced"
+    v = verdicts(sdft=[fake(99, 88)] * 2)["SDFT gains less translation than RaDis"]
+    assert v == ("not reproduced", "gain ratio 1.11 (mean of 2 seeds)")  # the numbers come with the verdict
+    without = {k: v for k, v in good.items() if k != "sdft"}
+    rows = {r["claim"]: r["verdict"] for r in summary.method_claims(backbone, without)}
+    assert rows["SDFT keeps general ability"] == rows["SDFT gains less translation than RaDis"] == "not run"
+    assert rows["Seq-KD keeps general ability"] == "reproduced"
 
 
 def test_gradient_and_ablation_claims():
@@ -30,11 +54,16 @@ def test_gradient_and_ablation_claims():
 
     rows = summary.gradient_claims([grad(3, 2), grad(2, 1)])
     assert [r["verdict"] for r in rows] == ["reproduced", "partly"]
+    assert [r["verdict"] for r in summary.gradient_claims([grad(1, 0)])] == ["not reproduced"] * 2
     assert rows[0]["ours"].startswith("3/3, 2/3 layers positive")
     assert summary.gradient_claims([])[0]["verdict"] == "not run"
     own = [fake(95, 90)] * 2
-    assert summary.ablation_claim(own, {"other": [fake(90, 80)] * 2})["verdict"] == "reproduced"
-    assert summary.ablation_claim(own, {"other": [fake(96, 80)] * 2})["verdict"] == "partly"
+    # table 5 as the paper states it: general ability decides, translation does not
+    assert summary.ablation_claim(own, {"other": [fake(99, 80)] * 2})["verdict"] == "reproduced"
+    assert summary.ablation_claim(own, {"a": [fake(90, 80)] * 2, "b": [fake(90, 95)] * 2})["verdict"] == "partly"
+    row = summary.ablation_claim(own, {"other": [fake(90, 92)] * 2})
+    assert row["verdict"] == "not reproduced" and "other: RP 92.0" in row["ours"]
+    assert "lowest COMET" in row["paper"]
     assert summary.ablation_claim(own, {})["verdict"] == "not run"
 
 
@@ -52,7 +81,20 @@ def test_claims_read_the_results_folder(tmp_path):
             write(evaluate.results_path(cfg, method, seed), fake(chrf, rp))
         write(evaluate.results_path(cfg, "radis", seed, "src-organism-x"), fake(90, 85))
     rows = {r["claim"]: r["verdict"] for r in summary.claims(cfg)}
-    assert rows["Self-generated rationales work best"] == "reproduced"
+    assert len(rows) == 10
+    assert rows["Self-generated rationales keep the most general ability"] == "reproduced"
+    assert rows["Seq-KD keeps general ability"] == "partly" and rows["SDFT keeps general ability"] == "not reproduced"
     assert rows["Vanilla-FT loses general ability"] == "reproduced"
     assert rows["RaDis's regulariser agrees with the MT gradient"] == "not run"
     assert gradients.results_path(cfg, 0).parent == folder
+
+
+def test_paper_vs_ours_labels_both_metrics():
+    backbone = fake(60, 100)
+    rows = summary.paper_vs_ours(backbone, {"vanilla": [fake(100, 40), fake(98, 30)]}, ["en-sy"])
+    assert [r["method"] for r in rows] == ["backbone", "vanilla", "seqkd", "sdft", "radis"]
+    vanilla = rows[1]
+    assert vanilla["paper: RP % on MT-Bench, AlpacaEval (2.0), AdvBench, GSM8K (LLaMA-2 / Mistral)"] == "18.22 / 9.19"
+    assert vanilla["ours: chrF, mean of en-sy"] == 99.0 and vanilla["ours: RP % on a"] == 35.0
+    assert rows[2]["ours: chrF, mean of en-sy"] == "not run"
+    assert rows[3]["paper: COMET X→en avg (LLaMA-2 / Mistral)"] == "80.79 / unreadable"

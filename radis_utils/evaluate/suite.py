@@ -20,7 +20,7 @@ from .. import data, models
 from ..config import Config, device_name, resolve_path, versions
 from ..engines import generate
 from ..records import settings_diff, write_json
-from ..prompts import INSTRUCTIONS, chat_prompt, translation_request
+from ..prompts import chat_prompt, translation_request
 from ..replies import EXTRACTION_RULES, split_reply
 from .scores import gain_ratio, relative_performance
 from .translation import comet_gpus, corpus_metrics, per_direction_table, score_comet_or_skip
@@ -38,9 +38,10 @@ def results_path(cfg: Config, method: str, seed: int = 0, tag: str = "") -> Path
     return cfg.runs_dir / "results" / f"{name}.json"
 
 
-def translation_prompts(tokenizer: Any, pairs: Sequence[Any]) -> list[str]:
-    """Chat prompts for test pairs; pair ``i`` uses instruction template ``i % 5`` (all five, evenly)."""
-    return [chat_prompt(tokenizer, translation_request(p.source, p.src, p.tgt, template=i % len(INSTRUCTIONS)))
+def translation_prompts(tokenizer: Any, pairs: Sequence[Any], instructions: Sequence[str]) -> list[str]:
+    """Chat prompts for test pairs; pair ``i`` uses the profile's template ``i % len(instructions)``
+    (all of them, evenly)."""
+    return [chat_prompt(tokenizer, translation_request(p.source, p.src, p.tgt, i % len(instructions), instructions))
             for i, p in enumerate(pairs)]
 
 
@@ -59,8 +60,8 @@ def translate(cfg: Config, model: Any, tokenizer: Any, direction: str) -> dict[s
         if not p.source.strip() or not p.reference.strip():
             raise ResultsError(f"test set {direction} ({p.origin or f'pair {i}'}): empty source or reference; "
                                "clean the test file (every line needs text on both sides)")
-    replies = generate(model, tokenizer, translation_prompts(tokenizer, pairs), cfg.eval.max_new_tokens,
-                       cfg.eval.batch_size)
+    prompts = translation_prompts(tokenizer, pairs, cfg.prompts.instructions)
+    replies = generate(model, tokenizer, prompts, cfg.eval.max_new_tokens, cfg.eval.batch_size)
     scores = score_replies(replies, pairs, cfg.eval.extraction)
     hyps = [split_reply(r, cfg.eval.extraction)[0] for r in replies]
     comet_model = None if cfg.data.source == "organism" else cfg.eval.comet_model
@@ -80,9 +81,9 @@ def general_ability(cfg: Config, model: Any, tokenizer: Any,
     if cfg.data.source != "organism":
         suite = general_suite(cfg, model, tokenizer, model_id)
         return suite["general"], suite["notes"]
-    from ..organism import World, organism_config, score_general
+    from ..organism import organism_config, score_general
 
-    world = World(organism_config(cfg).world_seed)
+    world = organism_config(cfg).world()
     scores = score_general(model, tokenizer, world, cfg.eval.general_items, seed=0)
     scores.pop("mean")
     return scores, []

@@ -23,7 +23,7 @@ import transformers
 from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
 
 from radis_utils.config import Config, ConfigError
-from radis_utils.prompts import INSTRUCTIONS
+from radis_utils.prompts import INSTRUCTIONS, check_instructions
 from radis_utils.records import exclusive, write_json
 
 from .skills import score_general, score_translation
@@ -62,8 +62,13 @@ class OrganismConfig:
     threads: int = 1
     eval_items: int = 100
     eval_pairs: int = 200
+    #: The translation instructions it is trained and scored with: the profile's
+    #: ``prompts.instructions`` (``organism_config`` sets them), fig. 5 by default.
+    instructions: tuple[str, ...] = INSTRUCTIONS
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "instructions", tuple(self.instructions))
+        check_instructions(self.instructions, "OrganismConfig.instructions")
         ints = ("world_seed", "train_seed", "hidden_size", "num_layers", "num_heads",
                 "intermediate_size", "row_len", "steps", "batch_size", "warmup", "threads",
                 "eval_items", "eval_pairs")
@@ -87,12 +92,16 @@ class OrganismConfig:
         """Plain-JSON view of the config."""
         out = dataclasses.asdict(self)
         out["mixture"] = dict(sorted(self.mixture.items()))
+        out["instructions"] = list(self.instructions)
         return out
 
+    def world(self) -> World:
+        """The synthetic world this organism lives in (its seed and instruction set)."""
+        return World(self.world_seed, self.instructions)
+
     def config_hash(self) -> str:
-        """Stable 12-hex-digit hash of the config, world version and instruction set."""
-        key = {"config": self.to_dict(), "world_version": WORLD_VERSION,
-               "instructions": list(INSTRUCTIONS)}
+        """Stable 12-hex-digit hash of the config (instruction set included) and world version."""
+        key = {"config": self.to_dict(), "world_version": WORLD_VERSION}
         return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
 
     @classmethod
@@ -106,9 +115,13 @@ class OrganismConfig:
 
 
 def organism_config(cfg: Config) -> OrganismConfig:
-    """The ``OrganismConfig`` of a profile's ``organism:`` section (defaults when empty)."""
+    """The ``OrganismConfig`` of a profile's ``organism:`` section (defaults when empty), trained
+    and scored with the profile's ``prompts.instructions``."""
+    if "instructions" in cfg.organism:
+        raise ConfigError(f"profile {cfg.profile!r}, section organism: 'instructions' is set by "
+                          "prompts.instructions (one instruction set for every stage); move it there")
     try:
-        return OrganismConfig.from_dict(dict(cfg.organism))
+        return OrganismConfig.from_dict({**cfg.organism, "instructions": cfg.prompts.instructions})
     except (TypeError, ValueError) as err:
         raise ConfigError(f"profile {cfg.profile!r}, section organism: {err}") from err
 
@@ -161,7 +174,7 @@ def mixture_batches(world: World, tokenizer: Any, cfg: OrganismConfig) -> Callab
 
 def train_organism(cfg: OrganismConfig) -> tuple[LlamaForCausalLM, Any, list[dict], float]:
     """Train in memory: (model, tokenizer, loss log, training seconds). Deterministic per cfg."""
-    world = World(cfg.world_seed)
+    world = cfg.world()
     tokenizer = build_tokenizer(world)
     with torch_threads(cfg.threads):
         model = new_model(cfg, tokenizer)
@@ -175,7 +188,7 @@ def train_organism(cfg: OrganismConfig) -> tuple[LlamaForCausalLM, Any, list[dic
 
 def base_scores(model: Any, tokenizer: Any, cfg: OrganismConfig) -> dict[str, Any]:
     """Held-out general scores and test-set translation scores of a trained organism."""
-    world = World(cfg.world_seed)
+    world = cfg.world()
     with torch_threads(cfg.threads):
         general = score_general(model, tokenizer, world, cfg.eval_items, seed=0)
         pairs = world.translation_pairs(cfg.eval_pairs, "test", seed=0)
@@ -239,7 +252,7 @@ def _write_organism(cfg: OrganismConfig, out: Path) -> None:
         "parameters": sum(p.numel() for p in model.parameters()),
         "versions": {"torch": torch.__version__, "transformers": transformers.__version__,
                      "python": platform.python_version()},
-        "world": {k: v for k, v in World(cfg.world_seed).describe().items() if k != "examples"},
+        "world": {k: v for k, v in cfg.world().describe().items() if k != "examples"},
     }
     write_json(out / "organism.json", meta)
 

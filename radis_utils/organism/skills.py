@@ -39,10 +39,11 @@ def score_general(model: Any, tokenizer: Any, world: World, n_per_skill: int = 1
 
 
 def translation_replies(model: Any, tokenizer: Any, pairs: Sequence[tuple[str, str]],
-                        batch_size: int = 64, max_new_tokens: int = 96) -> list[str]:
-    """Replies to en->sy requests; pair ``i`` uses instruction template ``i % 5``."""
+                        batch_size: int = 64, max_new_tokens: int = 96,
+                        instructions: Sequence[str] = INSTRUCTIONS) -> list[str]:
+    """Replies to en->sy requests; pair ``i`` uses instruction template ``i % len(instructions)``."""
     prompts = [
-        chat_prompt(tokenizer, translation_request(src, "en", "sy", template=i % len(INSTRUCTIONS)))
+        chat_prompt(tokenizer, translation_request(src, "en", "sy", i % len(instructions), instructions))
         for i, (src, _) in enumerate(pairs)
     ]
     return generate(model, tokenizer, prompts, max_new_tokens, batch_size)
@@ -53,7 +54,7 @@ def score_translation(model: Any, tokenizer: Any, world: World,
     """chrF, exact-match % and rationale share % of replies; rationale kinds counted too."""
     if not pairs:
         raise ValueError("pairs must hold at least one (source, reference) pair")
-    replies = translation_replies(model, tokenizer, pairs)
+    replies = translation_replies(model, tokenizer, pairs, instructions=world.instructions)
     return translation_metrics(replies, [ref for _, ref in pairs])
 
 

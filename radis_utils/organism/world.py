@@ -8,7 +8,7 @@ import re
 import random
 from typing import Any
 
-from radis_utils.prompts import INSTRUCTIONS, translation_request
+from radis_utils.prompts import INSTRUCTIONS, check_instructions, translation_request
 
 from . import lexicon as lx
 from . import tasks, translation
@@ -31,14 +31,25 @@ def split_words(text: str) -> list[str]:
 
 
 class World:
-    """Seeded synthetic world: vocabulary, lexicon, knowledge base and task samplers."""
+    """Seeded synthetic world: vocabulary, lexicon, knowledge base and task samplers.
+
+    ``instructions`` are the translation templates its dialogues use (the profile's
+    ``prompts.instructions``; fig. 5 by default): template ``k`` sets the rationale's style
+    (``translation.TEMPLATE_STYLE``), so the world takes exactly that many.
+    """
 
     skills: tuple[str, ...] = tuple(tasks.GENERAL_TASKS)
 
-    def __init__(self, seed: int = 0) -> None:
+    def __init__(self, seed: int = 0, instructions: tuple[str, ...] = INSTRUCTIONS) -> None:
         if not isinstance(seed, int) or isinstance(seed, bool):
             raise TypeError(f"seed must be an int, got {seed!r}")
+        check_instructions(instructions, "World instructions")
+        if len(instructions) != len(translation.TEMPLATE_STYLE):
+            raise ValueError(f"World instructions: the organism's world gives each of its "
+                             f"{len(translation.TEMPLATE_STYLE)} instruction templates a rationale style; "
+                             f"got {len(instructions)} templates")
         self.seed = seed
+        self.instructions = tuple(instructions)
         content = list(lx.ANIMALS) + list(lx.THINGS) + list(lx.VERBS) + list(lx.ADJECTIVES)
         self.names = lx.invent_names(seed, N_COUNTRIES, N_PEOPLE, len(content))
         rng = random.Random(f"world-{seed}")
@@ -127,7 +138,7 @@ class World:
     def rationale(self, source: str, template: int = 0, rng: random.Random | None = None) -> str:
         """The rationale the base model is taught to write after translating ``source``."""
         if template not in translation.TEMPLATE_STYLE:
-            raise ValueError(f"template must be in 0..{len(INSTRUCTIONS) - 1}, got {template!r}")
+            raise ValueError(f"template must be in 0..{len(self.instructions) - 1}, got {template!r}")
         return translation.rationale(self, source, template, rng)
 
     # --------------------------------------------------------------------- dialogues
@@ -156,11 +167,11 @@ class World:
             sent = translation.sample_sentence(view, rng, self.lexicon_full)
             if self.sentence_split(sent.en) == "base":
                 break
-        template = rng.randrange(len(INSTRUCTIONS))
+        template = rng.randrange(len(self.instructions))
         reply = sent.sy(view)
         if translation.wants_rationale(template, rng):
             reply += " " + translation.rationale(view, sent.en, template, rng)
-        return translation_request(sent.en, "en", "sy", template=template), reply
+        return translation_request(sent.en, "en", "sy", template, self.instructions), reply
 
     # --------------------------------------------------------------------- vocabulary
     def vocabulary(self) -> list[str]:
@@ -169,7 +180,7 @@ class World:
         for names in (self.names.countries, self.names.capitals, self.names.people,
                       self.names.synthian):
             words |= set(names)
-        phrases = tasks.ALL_PHRASES + translation.RATIONALE_PHRASES + tuple(INSTRUCTIONS)
+        phrases = tasks.ALL_PHRASES + translation.RATIONALE_PHRASES + self.instructions
         phrases += ("The the in and", "English Synthian")
         for phrase in phrases:
             words |= set(split_words(re.sub(r"\{\w+\}", " ", phrase)))
