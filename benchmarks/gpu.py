@@ -84,9 +84,10 @@ GPU_PLAN = Plan(
 DRY_PLAN = Plan(
     device="cpu", dtype="float32", step_archs=("tiny",), arch="tiny", batch=4, seq=64, steps=2, warmup=1,
     batching_megabatches=1, batching_max_length=96, batching_ckpt=True, qlora_batches=(4,), gen_batch_sizes=(1, 4),
-    gen_max_new_tokens=4, gen_rounds=1, smol_profile="ci",
+    gen_max_new_tokens=4, gen_rounds=1, smol_profile="smol",
     smol_overrides={"data__max_train_pairs": 4, "data__max_test_pairs": 2, "eval__general_items": 1,
                     "eval__max_new_tokens": 4, "synthesis__max_new_tokens": 4, "train__max_steps": 1,
+                    "eval__benchmark_limit": 1, "eval__general_max_new_tokens": 4,
                     "train__per_device_batch": 4, "train__effective_batch": 4, "train__seeds": [0]},
     caps={}, budget_s=300.0)
 

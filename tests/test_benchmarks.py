@@ -192,7 +192,7 @@ def test_gpu_dry_run_runs_every_row_and_records_it(gpu_dry_run):
     for rec in records.values():
         assert rec["command"].startswith("python -m benchmarks.gpu --dry-run") and rec["settings"]["dry_run"]
     assert {"lora_step-tiny-lora-b4-s64", "lora_step-tiny-lora-ckpt-b4-s64", "batching-tiny-b4", "generation-tiny",
-            "pipeline-ci", "gpu_run"} <= set(records)
+            "pipeline-smol", "gpu_run"} <= set(records)
     assert records["lora_step-tiny-lora-b4-s64"]["goal"]["key"] == "lora_mfu"
     assert records["lora_step-tiny-lora-b4-s64"]["goal"]["met"] is None  # a CPU has no MFU
 
@@ -213,8 +213,8 @@ def test_gpu_dry_run_batching_sees_the_same_conversations_three_ways(gpu_dry_run
 
 def test_gpu_dry_run_pipeline_times_every_stage(gpu_dry_run):
     _, records, out = gpu_dry_run
-    figures = check_record(records["pipeline-ci"], out, "pipeline", "gpu")
-    stages = records["pipeline-ci"]["stages"]
+    figures = check_record(records["pipeline-smol"], out, "pipeline", "gpu")
+    stages = records["pipeline-smol"]["stages"]
     for method in ("vanilla", "seqkd", "sdft", "radis"):
         assert f"train {method}" in stages and f"evaluate {method}" in stages
     assert {"synthesis rationale", "synthesis seqkd", "synthesis sdft", "evaluate backbone"} <= set(stages)
@@ -244,8 +244,8 @@ def test_gpu_tables_read_gpu_records_and_say_not_measured_otherwise(gpu_dry_run)
     batching = report.batching_table(as_gpu)
     assert list(batching["batches"]) == ["random", "grouped", "padding-free"]
     assert all(v != "—" for v in batching["real tokens/s"])
-    pipeline = report.pipeline_table(as_gpu, profile="ci")
-    assert len(pipeline) == len(records["pipeline-ci"]["figures"]) and "—" not in list(pipeline["seconds"])
+    pipeline = report.pipeline_table(as_gpu, profile="smol")
+    assert len(pipeline) == len(records["pipeline-smol"]["figures"]) and "—" not in list(pipeline["seconds"])
     goals = report.goals_table(as_gpu)
     assert set(goals["goal"].str.split(":").str[0]) >= {"bf16 LoRA r=16 step on a 7B shape"}
     assert report.gpu_rows_table(as_gpu).loc["batching", "records"] == "batching-tiny-b4"
