@@ -23,6 +23,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from .config import project_root
+from .records import write_json
 
 PREFIX = "gguf:"
 SOURCE_FILE = "gguf_source.json"
@@ -120,7 +121,7 @@ def convert_gguf(gguf_file: Path, out_dir: Path, expected_sha256: str | None = N
         _dequantize(gguf_file, tmp)
         meta = {"gguf": str(gguf_file), "sha256": actual, "bytes": gguf_file.stat().st_size,
                 "seconds": round(time.time() - start, 1), "transformers": _transformers_version()}
-        (tmp / SOURCE_FILE).write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
+        write_json(tmp / SOURCE_FILE, meta, indent=1)
         os.replace(tmp, out_dir)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -182,12 +183,12 @@ def _portable(out: Path) -> None:
     theta = (config.get("rope_parameters") or {}).get("rope_theta")
     if theta is not None:
         config.setdefault("rope_theta", theta)
-    config_file.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+    write_json(config_file, config)
     tok_file = out / "tokenizer_config.json"
     tok_config = json.loads(tok_file.read_text(encoding="utf-8"))
     if tok_config.get("tokenizer_class") == "TokenizersBackend":
         tok_config["tokenizer_class"] = "PreTrainedTokenizerFast"
-    tok_file.write_text(json.dumps(tok_config, indent=2) + "\n", encoding="utf-8")
+    write_json(tok_file, tok_config)
 
 
 def resolve_gguf(backbone: str, runs_root: Path) -> Path:

@@ -139,7 +139,7 @@ def test_config_validation_and_hash() -> None:
 
 def test_organism_uses_the_profiles_instruction_set() -> None:
     from radis_utils.config import ConfigError, load_profile
-    from radis_utils.models import organism_config
+    from radis_utils.organism import organism_config
 
     own = tuple(t + " Thanks !" for t in INSTRUCTIONS)
     cfg = load_profile("ci", prompts={"instructions": list(own)})
