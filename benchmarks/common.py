@@ -7,7 +7,7 @@ A record is one run of one command::
 
 ``value`` is ``None`` for a figure that was not measured (``note`` says why and what to run).
 Records land in ``benchmarks/records/<name>-<device-slug>.json``; the appendix chapter
-(``notebooks/08_performance.ipynb``) reads them.
+(``notebooks/10_performance.ipynb``) reads them.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Tables for the appendix chapter (``notebooks/08_performance.ipynb``), built from the records.
+"""Tables for the appendix chapter (``notebooks/10_performance.ipynb``), built from the records.
 
 The chapter reads ``benchmarks/records/*.json``; ``collect`` runs the CPU-sized commands into a
 scratch folder when their records are missing, so the chapter always has something measured.

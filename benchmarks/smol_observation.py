@@ -4,7 +4,7 @@ are the rationales it synthesizes after a reference empty?
     python -m benchmarks.smol_observation                      # 16 requests, 24 pairs (~15 min, 1 core)
     python -m benchmarks.smol_observation --requests 8 --pairs 8
 
-1. Chapter 01's analysis (``rationales.observation_requests`` + ``rationales.observe``: greedy
+1. Chapter 02's analysis (``rationales.observation_requests`` + ``rationales.observe``: greedy
    replies, split by ``eval.extraction``): the share of replies with a rationale.
 2. Rationale synthesis (``synthesis.synthesize_for_profile``, the paper's continuation prompt) on
    the first training pairs of each direction, three ways: the profile's sampled decoding and
@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     """Print the reply rationale share and, per decoding, the shape of synthesized rationales."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks.smol_observation")
     parser.add_argument("--profile", default="smol")
-    parser.add_argument("--requests", type=int, default=16, help="translation requests (chapter 01)")
+    parser.add_argument("--requests", type=int, default=16, help="translation requests (chapter 02)")
     parser.add_argument("--pairs", type=int, default=24, help="training pairs for synthesis (split over directions)")
     parser.add_argument("--alma-dir", default=None, help="ALMA folder (default: the profile's)")
     args = parser.parse_args(argv)

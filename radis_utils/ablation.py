@@ -1,6 +1,6 @@
 """Where the rationales come from (paper §5.2, table 5): RaDis trained on other models' rationales.
 
-A *rationale source* is the profile's own backbone (``self``: chapters 02 and 04), another
+A *rationale source* is the profile's own backbone (``self``: chapters 03 and 05), another
 organism of the same world (``organism``: fields over the profile's ``organism:`` section, e.g.
 another ``train_seed`` or a larger size), or any backbone (``model``: hub id or local path).
 A source writes its rationales after the *gold* reference with **its own** chat template, into
@@ -81,7 +81,7 @@ def source_folder(cfg: Config, source: RationaleSource, other: Config | None = N
 
 
 def source_tag(cfg: Config, source: RationaleSource) -> str:
-    """Adapter/results tag: ``""`` for self (chapter 04's adapters), else ``src-<folder>``."""
+    """Adapter/results tag: ``""`` for self (chapter 05's adapters), else ``src-<folder>``."""
     return "" if source.kind == "self" else f"src-{source_folder(cfg, source)}"
 
 

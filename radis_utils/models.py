@@ -220,6 +220,6 @@ def load_adapter(cfg: Config, adapter_dir: str | Path, merge: bool = False, trai
     adapter_dir = Path(adapter_dir)
     if not (adapter_dir / "adapter_config.json").is_file():
         raise BackboneError(f"{adapter_dir}: no adapter_config.json; train it first "
-                            "(chapter 04, or `python -m radis_utils.train --profile ... --method ...`)")
+                            "(chapter 05, or `python -m radis_utils.train --profile ... --method ...`)")
     model = PeftModel.from_pretrained(load_model(cfg, quantize=not merge), adapter_dir, is_trainable=trainable)
     return (model.merge_and_unload() if merge else model).eval()

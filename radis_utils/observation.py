@@ -1,4 +1,4 @@
-"""Chapter 01's observation: how often a backbone follows its translation with a rationale, and
+"""Chapter 02's observation: how often a backbone follows its translation with a rationale, and
 what that rationale talks about.
 
 Paper §3.1 / table 4: chat LLMs follow most translations with notes of their own. Each reply is

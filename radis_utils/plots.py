@@ -196,7 +196,7 @@ def layer_bars(panels: dict[str, dict[str, Sequence[float | None]]], layers: Seq
     return fig
 
 
-# --- performance appendix (chapter 08) ----------------------------------------------------------
+# --- performance appendix (chapter 10) ----------------------------------------------------------
 
 def throughput_vs_batch(series: dict[str, tuple[Sequence[int], Sequence[float | None]]],
                         ylabel: str = "new tokens / s", title: str = "", ax: Any = None) -> Any:

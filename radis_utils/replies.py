@@ -1,7 +1,7 @@
 """What a reply to a translation request contains: the translation, then (often) a rationale.
 
 ``split_reply`` cuts a reply into ``(translation, rationale)`` by one of the stated rules
-``EXTRACTION_RULES`` (a profile picks one as ``eval.extraction``); chapter 01's analysis of the
+``EXTRACTION_RULES`` (a profile picks one as ``eval.extraction``); chapter 02's analysis of the
 rationales themselves lives in ``observation``.
 """
 

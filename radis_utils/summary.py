@@ -1,6 +1,6 @@
 """Results at a glance: the paper's claims beside this profile's results files, with a verdict.
 
-Everything here is read from ``runs/<profile>/results/`` (written by chapters 05-07); nothing is
+Everything here is read from ``runs/<profile>/results/`` (written by chapters 06-08); nothing is
 recomputed. Every claim of the paper's tables 1-5 and fig. 4 gets a verdict by a stated rule:
 ``reproduced`` (the organism meets the claim's threshold on the mean over seeds), ``partly`` (the
 direction holds but not the threshold, or not on every seed), ``not reproduced`` (the run
@@ -17,7 +17,7 @@ from .config import Config
 from .evaluate import ResultsError
 
 VERDICTS = ("reproduced", "partly", "not reproduced", "not run")
-#: What the ``calibrated`` column says for a check the organism was tuned to pass (its chapter 00:
+#: What the ``calibrated`` column says for a check the organism was tuned to pass (its chapter 01:
 #: world 7 and the stage-2 learning rate were tuned until issue 6's four checks held).
 CALIBRATED = "yes: world 7 and the stage-2 lr were tuned until this held (issue 6)"
 NOT_CALIBRATED = "no"
@@ -28,7 +28,7 @@ KEEP_RP = evaluate.ACCEPTANCE["RaDis RP ≥ 85"][2]
 
 def load_method_results(cfg: Config, methods: Sequence[str] = ("vanilla", "seqkd", "sdft", "radis"),
                         tag: str = "") -> tuple[dict[str, Any] | None, dict[str, list[dict[str, Any]]]]:
-    """``(backbone, {method: [result per seed]})`` from chapter 05's files; missing ones are left out."""
+    """``(backbone, {method: [result per seed]})`` from chapter 06's files; missing ones are left out."""
     def read(path: Any) -> dict[str, Any] | None:
         try:
             return evaluate.read_results(path, cfg)
@@ -45,7 +45,7 @@ def load_method_results(cfg: Config, methods: Sequence[str] = ("vanilla", "seqkd
 
 
 def load_gradient_results(cfg: Config) -> list[dict[str, Any]]:
-    """Chapter 07's results file of every seed that has one."""
+    """Chapter 08's results file of every seed that has one."""
     out = []
     for seed in cfg.train.seeds:
         try:
@@ -123,7 +123,7 @@ def method_claims(backbone: Mapping[str, Any] | None, by_method: Mapping[str, Se
     for claim, said, key, direction, fmt, calibrated in rows:
         row = {"claim": claim, "paper": said, "threshold": key, "calibrated": calibrated}
         if key not in values:
-            out.append({**row, "ours": "not run (chapters 04-05)", "verdict": "not run"})
+            out.append({**row, "ours": "not run (chapters 05-06)", "verdict": "not run"})
             continue
         value, holds = values[key]
         verdict = "reproduced" if holds else ("partly" if direction(value) else "not reproduced")
@@ -165,7 +165,7 @@ def gradient_claims(results: Sequence[Mapping[str, Any]], preconditioner: str = 
         counts = [((r["methods"].get(method) or {}).get(preconditioner) or {}).get("signs") for r in results]
         counts = [c for c in counts if c]
         if not counts:
-            rows.append({"claim": claim, "paper": said, "ours": "not run (chapter 07)", "threshold": "",
+            rows.append({"claim": claim, "paper": said, "ours": "not run (chapter 08)", "threshold": "",
                          "calibrated": NOT_CALIBRATED, "verdict": "not run"})
             continue
         shares = [c[sign] / c["total"] for c in counts if c["total"]]
@@ -196,7 +196,7 @@ def ablation_claim(self_results: Sequence[Mapping[str, Any]],
     row = {"claim": claim, "paper": said, "threshold": "self RP > every other source's RP",
            "calibrated": NOT_CALIBRATED}
     if not self_results or not others:
-        return {**row, "ours": "not run (chapter 06)", "verdict": "not run"}
+        return {**row, "ours": "not run (chapter 07)", "verdict": "not run"}
     rp = {"self": _mean([r["rp"] for r in self_results]), **{k: _mean([r["rp"] for r in rs]) for k, rs in others.items()}}
     chrf = {"self": _mean([evaluate.headline(r) for r in self_results]),
             **{k: _mean([evaluate.headline(r) for r in rs]) for k, rs in others.items()}}
@@ -207,7 +207,7 @@ def ablation_claim(self_results: Sequence[Mapping[str, Any]],
 
 
 def load_ablation_results(cfg: Config) -> dict[str, list[dict[str, Any]]]:
-    """Chapter 06's RaDis results trained on other sources' rationales: ``{tag: [result per seed]}``
+    """Chapter 07's RaDis results trained on other sources' rationales: ``{tag: [result per seed]}``
     (files ``radis-src-<source>-seed<k>.json`` present for every seed)."""
     folder = cfg.runs_dir / "results"
     tags = sorted({p.name[len("radis-"):].rsplit("-seed", 1)[0] for p in folder.glob("radis-src-*-seed*.json")})
@@ -221,7 +221,7 @@ def load_ablation_results(cfg: Config) -> dict[str, list[dict[str, Any]]]:
 
 
 def claims(cfg: Config) -> list[dict[str, Any]]:
-    """Every claim row: methods (chapter 05), rationale sources (06), gradients (07)."""
+    """Every claim row: methods (chapter 06), rationale sources (06), gradients (07)."""
     backbone, by_method = load_method_results(cfg)
     return (method_claims(backbone, by_method)
             + [ablation_claim(by_method.get("radis", []), load_ablation_results(cfg))]

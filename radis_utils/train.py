@@ -78,7 +78,7 @@ def synthesized(cfg: Config, method: str, examples: Sequence[Any], source: str |
     if not path.is_file():
         raise TrainingError(
             f"{path} not found: {method} trains on synthesised {SYNTHESIS_KIND[method]} targets. "
-            f"Run chapter 02 (notebooks/02_synthesis.ipynb, PROFILE={cfg.profile!r}) or "
+            f"Run chapter 03 (notebooks/03_synthesis.ipynb, PROFILE={cfg.profile!r}) or "
             f"synthesis.synthesize_for_profile(cfg, {SYNTHESIS_KIND[method]!r}, examples) first.")
     by_id = {r["id"]: r for r in read_records(path)}
     missing = [e.id for e in examples if e.id not in by_id]
@@ -99,7 +99,7 @@ def training_items(cfg: Config, method: str, examples: Sequence[Any] | None = No
                    source: str | None = None) -> tuple[list[TrainItem], dict[str, int]]:
     """The conversations ``method`` trains on, and counts (empty rationales, empty ``y'``).
 
-    ``source`` picks the synthesis folder (another model's rationales, chapter 06).
+    ``source`` picks the synthesis folder (another model's rationales, chapter 07).
     """
     check_method(method)
     examples = list(data_mod.training_examples(cfg) if examples is None else examples)

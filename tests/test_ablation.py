@@ -1,4 +1,4 @@
-"""Rationale sources (chapter 06): configs, folders, tags, the vocabulary check, a tiny end-to-end run, tables."""
+"""Rationale sources (chapter 07): configs, folders, tags, the vocabulary check, a tiny end-to-end run, tables."""
 
 from __future__ import annotations
 
@@ -102,7 +102,7 @@ def test_another_model_writes_rationales_and_radis_learns_them(tiny_backbone, ot
     assert prep["folder"] == "other-chat" and prep["generated"] == len(examples) and prep["base"] is None
     recs = records.read_records(synthesis.records_path(cfg, "rationale", "other-chat"))
     assert {r["model"] for r in recs} == {str(other_backbone)} and len(recs) == len(examples)
-    assert run["self"]["prepare"]["generated"] == 0  # chapter 02's records are complete: no model loaded
+    assert run["self"]["prepare"]["generated"] == 0  # chapter 03's records are complete: no model loaded
     summary = train.read_summary(train.adapter_dir(cfg, "radis", 0, "src-other-chat"))
     assert summary["key"]["rationale_source"] == "other-chat"
     assert evaluate.results_path(cfg, "radis", 0, "src-other-chat").is_file()
@@ -124,7 +124,7 @@ def test_another_model_writes_rationales_and_radis_learns_them(tiny_backbone, ot
 
 
 def fake_self_rationales(cfg):
-    """Chapter 02's output for the profile's own backbone: every other rationale empty."""
+    """Chapter 03's output for the profile's own backbone: every other rationale empty."""
     from radis_utils import data
 
     examples = data.training_examples(cfg)

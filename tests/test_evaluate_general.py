@@ -78,4 +78,4 @@ def test_skips_say_what_to_install_or_set():
     judge = Judge("http://127.0.0.1:8000/v1", "gpt-4")
     assert g.describe_skips(judge, "meta-llama/Llama-Guard-3-8B", dict.fromkeys(none, True)) == []
     assert set(g.tool_availability()) == set(none)
-    assert g.judge_settings_from_env({}) is None  # chapter 05's name for judge.judge_from_env
+    assert g.judge_settings_from_env({}) is None  # chapter 06's name for judge.judge_from_env

@@ -93,7 +93,7 @@ def test_acceptance_reads_seed_means():
 @pytest.mark.slow
 @pytest.mark.parametrize("check", list(evaluate.ACCEPTANCE))
 def test_the_organism_reproduces_the_papers_pattern(built_book, check):
-    """Issue 6's thresholds, read from the results files chapter 05 wrote (ci, every seed)."""
+    """Issue 6's thresholds, read from the results files chapter 06 wrote (ci, every seed)."""
     cfg = load_profile("ci")
     backbone = evaluate.read_results(evaluate.results_path(cfg, evaluate.BACKBONE), cfg)
     results = {m: [evaluate.read_results(evaluate.results_path(cfg, m, s), cfg) for s in cfg.train.seeds]

@@ -204,7 +204,7 @@ def test_items_from_records_join_by_id():
     assert G.items_from_records(recs, str.upper)[0].own == OWN.upper()
 
 
-# --- chapter 07: trained adapters, validation sample, results files ---------------------------
+# --- chapter 08: trained adapters, validation sample, results files ---------------------------
 
 def test_without_identical_blanks_targets_equal_to_y(items):
     kept, counts = G.without_identical(items)

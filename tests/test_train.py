@@ -81,7 +81,7 @@ def test_bad_input_gets_clear_errors(backbone, tmp_path, monkeypatch):
     cfg = tiny_cfg(backbone, tmp_path)
     with pytest.raises(train.TrainingError, match="unknown; choose one of"):
         train.training_items(cfg, "lora")
-    with pytest.raises(train.TrainingError, match="rationale.jsonl not found.*chapter 02"):
+    with pytest.raises(train.TrainingError, match="rationale.jsonl not found.*chapter 03"):
         train.training_items(cfg, "radis")
     examples = data.training_examples(cfg)
     fake_synthesis(load_profile("ci", model__backbone=str(backbone), runtime__runs_dir=str(tmp_path),

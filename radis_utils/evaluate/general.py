@@ -19,7 +19,7 @@ from .gsm8k import METRIC as GSM8K_METRIC
 from .gsm8k import SHOTS as GSM8K_NUM_FEWSHOT
 from .gsm8k import VARIANT as GSM8K_TASK
 from .judge import NO_JUDGE
-from .judge import judge_from_env as judge_settings_from_env  # noqa: F401  (chapter 05 calls it)
+from .judge import judge_from_env as judge_settings_from_env  # noqa: F401  (chapter 06 calls it)
 
 
 # --- GSM8K at full scale (lm-eval's command line) ---------------------------------------

@@ -191,7 +191,7 @@ def check_adapter(cfg: Config, folder: Path, method: str, seed: int) -> None:
         raise ResultsError(f"{folder}: no summary.json, so its training did not finish; run the training "
                            "again (it resumes from its last checkpoint) before evaluating")
 
-    def without_source(key: Any) -> dict[str, Any]:  # another model's rationales (chapter 06) is allowed
+    def without_source(key: Any) -> dict[str, Any]:  # another model's rationales (chapter 07) is allowed
         return {k: v for k, v in dict(key or {}).items() if k != "rationale_source"}
 
     diff = settings_diff(without_source(summary.get("key")), without_source(train_key(cfg, method, seed, None)))
@@ -205,7 +205,7 @@ def read_results(path: str | Path, cfg: Config | None = None) -> dict[str, Any]:
     """A results file, checked against ``cfg`` (same profile and config hash) when given."""
     path = Path(path)
     if not path.is_file():
-        raise ResultsError(f"{path}: no such results file; run chapter 05 (or evaluate.evaluate) first")
+        raise ResultsError(f"{path}: no such results file; run chapter 06 (or evaluate.evaluate) first")
     try:
         result = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:

@@ -2,7 +2,7 @@
 
 - ``similarity``: pairs of losses per method, per-layer gradients, optional Adam preconditioning
   and random projection, the streamed mean cosine per layer;
-- ``runs``: chapter 07's runs on each method's trained adapter, one results file per seed.
+- ``runs``: chapter 08's runs on each method's trained adapter, one results file per seed.
 """
 
 from .runs import (

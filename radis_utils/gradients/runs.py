@@ -1,4 +1,4 @@
-"""Chapter 07's runs (paper §5.3, fig. 4): each method's own trained adapter (not merged, LoRA
+"""Chapter 08's runs (paper §5.3, fig. 4): each method's own trained adapter (not merged, LoRA
 trainable), a sample balanced across directions joined with the synthesis records, ``sgd`` and
 ``adam`` (the adapter's last optimizer state), kept in ``runs/<profile>/results/gradients-seed<k>.json``.
 """
@@ -76,7 +76,7 @@ def read_results(path: str | Path, cfg: Any = None) -> dict[str, Any]:
 
     path = Path(path)
     if not path.is_file():
-        raise ResultsError(f"{path}: no such file; run chapter 07 (gradients.seed_similarity) first")
+        raise ResultsError(f"{path}: no such file; run chapter 08 (gradients.seed_similarity) first")
     result = json.loads(path.read_text(encoding="utf-8"))
     if cfg is not None:
         check_provenance(path, result, cfg, "delete the file to recompute")
@@ -86,7 +86,7 @@ def read_results(path: str | Path, cfg: Any = None) -> dict[str, Any]:
 def seed_similarity(cfg: Any, seed: int, methods: Sequence[str] = PAIR_METHODS, per_direction: int = 128,
                     preconditioners: Sequence[str] = ("sgd", "adam"), sample_seed: int = 0,
                     skip_identical: bool = True) -> dict[str, Any]:
-    """Fig. 4 for one seed: per-layer similarity on each method's own trained adapter (chapter 04).
+    """Fig. 4 for one seed: per-layer similarity on each method's own trained adapter (chapter 05).
 
     Cached in ``results_path(cfg, seed)``: reused when the options match, recomputed when only the
     options differ, refused (``ResultsError``) when written under another profile or config. ``adam``

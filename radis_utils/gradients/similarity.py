@@ -19,7 +19,7 @@ by ``sqrt(v) + eps``, ``v`` the second moment of a saved Adam state (LESS also f
 moment; we only rescale). ``projection_dim`` applies a fixed seeded Rademacher projection per
 layer: an approximation, for parity with LESS; the exact cosine (default) is cheaper.
 
-Chapter 07's runs (adapters, samples, results files) are in ``gradients.runs``.
+Chapter 08's runs (adapters, samples, results files) are in ``gradients.runs``.
 """
 
 from __future__ import annotations
