@@ -66,31 +66,6 @@ def read_gsm8k_result(path: str | Path) -> float:
     return round(100.0 * float(results[GSM8K_TASK][key]), 2)
 
 
-def _results_file(path: str | Path) -> Path:
-    path = Path(path)
-    if path.is_file():
-        return path
-    found = sorted(path.rglob("results_*.json")) if path.is_dir() else []
-    if not found:
-        raise FileNotFoundError(f"no lm-eval results_*.json under {path}; run gsm8k_command's "
-                                "command with --output_path pointing there first")
-    return max(found, key=lambda p: p.name)  # names end in a sortable timestamp
-
-
-def read_gsm8k_result(path: str | Path) -> float:
-    """GSM8K accuracy in percent from an lm-eval results JSON (or the newest one under a folder)."""
-    file = _results_file(path)
-    results = json.loads(file.read_text(encoding="utf-8")).get("results", {})
-    if GSM8K_TASK not in results:
-        raise KeyError(f"{file}: results has no task {GSM8K_TASK!r} (found: "
-                       f"{', '.join(results) or 'none'}); was it run with --tasks {GSM8K_TASK}?")
-    key = f"{GSM8K_METRIC},{GSM8K_FILTER}"
-    if key not in results[GSM8K_TASK]:
-        shown = ", ".join(k for k in results[GSM8K_TASK] if "stderr" not in k)
-        raise KeyError(f"{file}: results.{GSM8K_TASK} has no {key!r} (found: {shown})")
-    return round(100.0 * float(results[GSM8K_TASK][key]), 2)
-
-
 def tool_availability() -> dict[str, bool]:
     """Which of the official tools are installed here: lm_eval, fastchat, alpaca_eval."""
     def has(module: str, cli: str | None = None) -> bool:
