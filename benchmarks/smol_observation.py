@@ -4,7 +4,7 @@ are the rationales it synthesizes after a reference empty?
     python -m benchmarks.smol_observation                      # 16 requests, 24 pairs (~15 min, 1 core)
     python -m benchmarks.smol_observation --requests 8 --pairs 8
 
-1. Chapter 02's analysis (``rationales.observation_requests`` + ``rationales.observe``: greedy
+1. Chapter 02's analysis (``observation.observation_requests`` + ``observation.observe``: greedy
    replies, split by ``eval.extraction``): the share of replies with a rationale.
 2. Rationale synthesis (``synthesis.synthesize_for_profile``, the paper's continuation prompt) on
    the first training pairs of each direction, three ways: the profile's sampled decoding and
@@ -24,7 +24,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
-from radis_utils import data, models, rationales, records, synthesis
+from radis_utils import data, models, observation, records, synthesis
 from radis_utils.config import apply_runtime, load_profile, resolve_path
 
 VARIANTS = {
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         backbones.mkdir(parents=True, exist_ok=True)
         os.symlink(backbones, Path(tmp) / "backbones")
         model, tok = models.load_backbone(cfg)
-        replies = rationales.observe(cfg, model, tok, rationales.observation_requests(cfg, args.requests, 0),
+        replies = observation.observe(cfg, model, tok, observation.observation_requests(cfg, args.requests, 0),
                                      synthesis.generate)
         with_r = sum(bool(r["rationale"]) for r in replies)
         print(f"replies with a rationale ({cfg.eval.extraction}, greedy): {with_r}/{len(replies)}")

@@ -168,7 +168,7 @@ def test_table5_repeats_tables_1_to_3_for_mistral():
 
 def test_table4_rows_map_our_kinds_onto_the_eight_categories():
     from radis_utils.organism import RATIONALE_CATEGORIES
-    from radis_utils.rationales import HEURISTIC_PATTERNS
+    from radis_utils.observation import HEURISTIC_PATTERNS
 
     categories = set(paper.OBSERVATION_CATEGORIES.value)
     assert set(RATIONALE_CATEGORIES) | set(HEURISTIC_PATTERNS) | {"other"} == set(paper.TABLE4_CATEGORY_OF_KIND)
