@@ -90,8 +90,21 @@ def test_acceptance_reads_seed_means():
     assert not evaluate.acceptance(backbone, results)["RaDis gain ≥ 0.8 × vanilla gain"]["holds"]
 
 
+#: Issue 6's checks that the organism misses since it is trained and scored with fig. 5's exact
+#: instructions (issue 13) and Seq-KD trains on the whole reply y' with a doubled batch (eq. 5, app. B;
+#: issue 15): measured on ci, mean of seeds 0-1, 2026-12-01. Strict: a check that starts to hold
+#: again fails here until it is taken off this list. The book says *not reproduced* for both.
+KNOWN_MISSES = {
+    "RaDis RP ≥ 85": "RaDis RP 79.16 (80.16, 78.16): the organism's instruction-following skill "
+                     "drops to 24-27 (base 85) under every method",
+    "Seq-KD gain ≤ 0.5 × RaDis gain": "Seq-KD gain 0.907 × RaDis's: trained on the whole reply y' "
+                                      "(its own translation, then its rationale), as in the paper",
+}
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("check", list(evaluate.ACCEPTANCE))
+@pytest.mark.parametrize("check", [pytest.param(c, marks=pytest.mark.xfail(strict=True, reason=KNOWN_MISSES[c]))
+                                   if c in KNOWN_MISSES else c for c in evaluate.ACCEPTANCE])
 def test_the_organism_reproduces_the_papers_pattern(built_book, check):
     """Issue 6's thresholds, read from the results files chapter 06 wrote (ci, every seed)."""
     cfg = load_profile("ci")
