@@ -226,10 +226,22 @@ def ci_organism() -> Path:
     return build_organism(OrganismConfig(), REPO / "runs" / "organism")
 
 
+#: Base skills of the ci organism below 90 since it is trained on fig. 5's exact instructions
+#: (issue 13; measured 2026-12-01, world 7, seed 0). Strict: a skill back at 90 fails here until it is
+#: taken off this list. Chapter 01 shows the base scores.
+BASE_MISSES = {"instructions": "instruction following 85 with fig. 5's instructions (was 100 with ours)"}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("skill", [pytest.param(s, marks=pytest.mark.xfail(strict=True, reason=BASE_MISSES[s]))
+                                   if s in BASE_MISSES else s for s in World.skills])
+def test_ci_organism_base_skill(ci_organism: Path, skill: str) -> None:
+    scores = json.loads((ci_organism / "base_scores.json").read_text())
+    assert scores["general"][skill] >= 90, (skill, scores["general"])
+
+
 @pytest.mark.slow
 def test_ci_organism_base_scores(ci_organism: Path) -> None:
     scores = json.loads((ci_organism / "base_scores.json").read_text())
-    for skill in World.skills:
-        assert scores["general"][skill] >= 90, (skill, scores["general"])
     assert scores["translation"]["chrf"] <= 70, scores["translation"]
     assert scores["translation"]["rationale_share"] >= 50, scores["translation"]
