@@ -303,7 +303,8 @@ def test_an_isolated_row_reports_its_status_file(tmp_path, monkeypatch):
     from benchmarks import gpu
 
     ctx = gpu.Context(tmp_path, tmp_path, "python -m benchmarks.gpu", dry_run=True)
-    done = ("import json, sys; json.dump({'row': 'smol', 'status': 'skipped', 'line': 'why', 'seconds': 0, "
+    done = ("import json, sys, time; time.sleep(0.3); "  # long enough to be timed at 0.1 s resolution
+            "json.dump({'row': 'smol', 'status': 'skipped', 'line': 'why', 'seconds': 0, "
             "'records': []}, open(sys.argv[1], 'w'))")
     monkeypatch.setattr(gpu, "child_command", lambda row, ctx, status: [sys.executable, "-c", done, str(status)])
     result = gpu.run_isolated("smol", gpu.DRY_PLAN, ctx, cap=30)
