@@ -17,13 +17,12 @@ from .config import Config
 from .evaluate import ResultsError
 
 VERDICTS = ("reproduced", "partly", "not reproduced", "not run")
-#: What the ``calibrated`` column says for a check the organism was tuned to pass (its chapter 01:
-#: world 7 and the stage-2 learning rate were tuned until issue 6's four checks held).
-CALIBRATED = "yes: world 7 and the stage-2 lr were tuned until this held (issue 6)"
+#: What the ``calibrated`` column says for a check whose recipe was tuned (chapter 01: the world
+#: and the stage-2 learning rate were tuned until issue 6's older four checks held; the disjoint
+#: world of issue 15 and its thresholds were not tuned for).
+CALIBRATED = ("partly: the stage-2 lr was tuned under issue 6's older threshold; "
+              "not re-tuned for issue 15's disjoint world")
 NOT_CALIBRATED = "no"
-#: The RP a method must keep to "keep general ability": the limit of ``evaluate.ACCEPTANCE``'s
-#: RaDis check, reused for Seq-KD and SDFT.
-KEEP_RP = evaluate.ACCEPTANCE["RaDis RP ≥ 85"][2]
 
 
 def load_method_results(cfg: Config, methods: Sequence[str] = ("vanilla", "seqkd", "sdft", "radis"),
@@ -80,18 +79,8 @@ def _paper_gain_ratio(method: str, reference: str) -> str:
 
 def method_values(backbone: Mapping[str, Any], by_method: Mapping[str, Sequence[Mapping[str, Any]]]
                   ) -> dict[str, tuple[float, bool]]:
-    """``{threshold: (seed-mean value, holds)}``: ``evaluate.ACCEPTANCE``'s checks, Seq-KD's and
-    SDFT's RP against ``KEEP_RP``, and SDFT's gain as a share of RaDis's (< 1)."""
-    out = {k: (c["value"], c["holds"]) for k, c in evaluate.acceptance(backbone, by_method).items()}
-    for method, name in (("seqkd", "Seq-KD"), ("sdft", "SDFT")):
-        if method in by_method:
-            rp = _mean([r["rp"] for r in by_method[method]])
-            out[f"{name} RP ≥ {KEEP_RP:g}"] = (round(rp, 3), rp >= KEEP_RP)
-    if "sdft" in by_method:
-        score = {m: _mean([evaluate.headline(r) for r in by_method[m]]) for m in ("sdft", "radis")}
-        ratio = evaluate.gain_ratio(evaluate.headline(backbone), score["sdft"], score["radis"])
-        out["SDFT gain < RaDis gain"] = (round(ratio, 3), ratio < 1.0)
-    return out
+    """``{threshold: (seed-mean value, holds)}``: ``evaluate.ACCEPTANCE``'s checks (issue 15's)."""
+    return {k: (c["value"], c["holds"]) for k, c in evaluate.acceptance(backbone, by_method).items()}
 
 
 def method_claims(backbone: Mapping[str, Any] | None, by_method: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[dict[str, Any]]:
@@ -99,19 +88,19 @@ def method_claims(backbone: Mapping[str, Any] | None, by_method: Mapping[str, Se
     holds, not the threshold)."""
     rows = [  # claim, paper, threshold, direction for 'partly', format, calibrated
         ("Vanilla-FT loses general ability", f"table 3: vanilla RP {_paper_rp('vanilla')} (LLaMA-2 / Mistral)",
-         "vanilla RP ≤ 60", lambda v: v < 90, "RP {:.1f} %", CALIBRATED),
+         "vanilla RP ≤ 40", lambda v: v < 90, "RP {:.1f} %", CALIBRATED),
         ("RaDis keeps general ability", f"table 3: RaDis RP {_paper_rp('radis')}", "RaDis RP ≥ 85",
          lambda v: v > 60, "RP {:.1f} %", CALIBRATED),
         ("RaDis translates almost as well as Vanilla-FT",
          "tables 1-2: RaDis gain / vanilla gain " + _paper_gain_ratio("radis", "vanilla"),
-         "RaDis gain ≥ 0.8 × vanilla gain", lambda v: v >= 0.5, "gain ratio {:.2f}", CALIBRATED),
+         "RaDis gain ≥ 0.85 × vanilla gain", lambda v: v >= 0.5, "gain ratio {:.2f}", CALIBRATED),
         ("Seq-KD gains little translation",
          "tables 1-2: Seq-KD gain / RaDis gain " + _paper_gain_ratio("seqkd", "radis"),
-         "Seq-KD gain ≤ 0.5 × RaDis gain", lambda v: v < 1.0, "gain ratio {:.2f}", CALIBRATED),
-        ("Seq-KD keeps general ability", f"table 3: Seq-KD RP {_paper_rp('seqkd')}", f"Seq-KD RP ≥ {KEEP_RP:g}",
+         "Seq-KD gain ≤ 0.4 × RaDis gain", lambda v: v < 1.0, "gain ratio {:.2f}", CALIBRATED),
+        ("Seq-KD keeps general ability", f"table 3: Seq-KD RP {_paper_rp('seqkd')}", "Seq-KD RP ≥ 80",
          lambda v: v > 60, "RP {:.1f} %", NOT_CALIBRATED),
-        ("SDFT keeps general ability", f"table 3: SDFT RP {_paper_rp('sdft')} (Mistral's below {KEEP_RP:g})",
-         f"SDFT RP ≥ {KEEP_RP:g}", lambda v: v > 60, "RP {:.1f} %", NOT_CALIBRATED),
+        ("SDFT keeps general ability", f"table 3: SDFT RP {_paper_rp('sdft')}",
+         "SDFT RP ≥ 70", lambda v: v > 60, "RP {:.1f} %", NOT_CALIBRATED),
         ("SDFT gains less translation than RaDis",
          "tables 1-2: SDFT gain / RaDis gain " + _paper_gain_ratio("sdft", "radis"),
          "SDFT gain < RaDis gain", lambda v: False, "gain ratio {:.2f}", NOT_CALIBRATED),

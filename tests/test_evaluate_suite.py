@@ -80,14 +80,22 @@ def fake(chrf, rp, general=None):
 
 def test_acceptance_reads_seed_means():
     backbone = fake(60, 100)
-    results = {"vanilla": [fake(100, 40), fake(98, 50)], "radis": [fake(95, 90), fake(93, 88)],
-               "seqkd": [fake(62, 70), fake(60, 72)]}
+    results = {"vanilla": [fake(96, 30), fake(92, 40)], "radis": [fake(93, 90), fake(91, 88)],
+               "seqkd": [fake(66, 80), fake(64, 82)], "sdft": [fake(80, 75), fake(78, 71)]}
     checks = evaluate.acceptance(backbone, results)
-    assert checks["vanilla RP ≤ 60"] == {"value": 45.0, "threshold": 60.0, "holds": True}
-    assert checks["RaDis gain ≥ 0.8 × vanilla gain"]["value"] == pytest.approx((94 - 60) / (99 - 60), abs=1e-3)
-    assert checks["Seq-KD gain ≤ 0.5 × RaDis gain"]["holds"]
-    results["radis"] = [fake(70, 90)]
-    assert not evaluate.acceptance(backbone, results)["RaDis gain ≥ 0.8 × vanilla gain"]["holds"]
+    assert list(checks) == list(evaluate.ACCEPTANCE)
+    assert checks["vanilla RP ≤ 40"] == {"value": 35.0, "threshold": 40.0, "holds": True}
+    assert checks["vanilla chrF ≤ 95"] == {"value": 94.0, "threshold": 95.0, "holds": True}
+    assert checks["RaDis gain ≥ 0.85 × vanilla gain"]["value"] == pytest.approx((92 - 60) / (94 - 60), abs=1e-3)
+    assert checks["Seq-KD gain ≤ 0.4 × RaDis gain"]["value"] == pytest.approx(5 / 32, abs=1e-3)
+    assert checks["SDFT gain < RaDis gain"]["value"] == pytest.approx(19 / 32, abs=1e-3)
+    assert all(c["holds"] for c in checks.values())
+    worse = {**results, "vanilla": [fake(99, 41)], "radis": [fake(85, 84)], "seqkd": [fake(80, 79)],
+             "sdft": [fake(86, 69)]}
+    assert not any(c["holds"] for c in evaluate.acceptance(backbone, worse).values())
+    assert not evaluate.acceptance(backbone, {**results, "sdft": [fake(92, 75)]})["SDFT gain < RaDis gain"]["holds"]
+    partial = evaluate.acceptance(backbone, {m: results[m] for m in ("vanilla", "radis")})
+    assert set(partial) == {"vanilla RP ≤ 40", "RaDis RP ≥ 85", "vanilla chrF ≤ 95", "RaDis gain ≥ 0.85 × vanilla gain"}
 
 
 #: Issue 6's checks that the organism misses since it is trained and scored with fig. 5's exact

@@ -56,6 +56,12 @@ PROPERTY_OBJECTS: tuple[str, ...] = (
 #: Numbers are plain tokens; arithmetic operands are 1..12, so results stay in 0..24.
 MAX_OPERAND = 12
 NUMBERS: tuple[str, ...] = tuple(str(i) for i in range(2 * MAX_OPERAND + 1))
+#: The counts stage-2 sentences use: even ones only, so that every number a stage-2 text holds
+#: (counts, their sums and differences) is even and no pair with an odd operand, the scored side
+#: of arithmetic, is ever touched in stage 2.
+STAGE2_COUNTS: tuple[int, ...] = tuple(range(2, MAX_OPERAND + 1, 2))
+#: Zipf exponent of content-word frequencies in the world's sentences (rank order seeded per world).
+ZIPF_EXPONENT = 1.0
 
 #: Synthian grammar words: postposed definite article, plural marker, "and", "in".
 SY_ARTICLE, SY_PLURAL, SY_AND, SY_IN = "ka", "ti", "su", "ni"
@@ -74,6 +80,15 @@ class Names:
     synthian: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class Cast:
+    """Who and what a sentence may mention: people, countries and counts."""
+
+    people: tuple[str, ...]
+    countries: tuple[str, ...]
+    counts: tuple[int, ...]
+
+
 class WorldView(Protocol):
     """What the task samplers and the translation grammar read of a ``world.World`` (which
     imports them: they see the world through this, so the imports run one way)."""
@@ -84,10 +99,18 @@ class WorldView(Protocol):
     capital: dict[str, str]
     people: dict[str, tuple[str, str]]
     facts: list[tuple[str, str, str]]
+    eval_facts: list[tuple[str, str, str]]
+    eval_people: tuple[str, ...]
+    cast: Cast
+    weights: dict[str, list[float]]
 
     def stable_hash(self, key: str) -> int: ...
 
     def is_heldout(self, key: str) -> bool: ...
+
+    def eval_operands(self, a: int, b: int) -> bool: ...
+
+    def eval_action(self, verb: str, obj: str) -> bool: ...
 
 
 def _syllables(rng: random.Random, n: int) -> str:

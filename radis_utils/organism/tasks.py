@@ -2,8 +2,12 @@
 
 Each task turns a seeded ``random.Random`` into one dialogue ``{"prompt", "answer", ...}``.
 Held-out evaluation items are those whose key hashes into the world's held-out bucket, so
-training never sees an evaluation item. For memorised skills (arithmetic, facts) the
-key includes the phrasing: the fact is known, the question as asked is new.
+base training never sees an evaluation item as asked. For memorised skills (arithmetic, facts)
+the key includes the phrasing: the fact is known, the question as asked is new. Held-out items
+also stay on the world's evaluation side (``World._split_sides``), so that no stage-2 text holds
+their answer or key content: facts about evaluation-side people and countries, operand pairs
+with an odd operand, harmful actions whose verb or object no stage-2 sentence has, word lists
+with an evaluation-side name.
 """
 
 from __future__ import annotations
@@ -61,11 +65,11 @@ def arithmetic(world: lx.WorldView, rng: random.Random, heldout: bool) -> dict[s
             a, b = b, a
         q = f"{a} {op} {b}"
         template = rng.randrange(len(ARITH_PROMPTS))
-        if world.is_heldout(f"arith|{template}|{q}") == heldout:
+        if world.is_heldout(f"arith|{template}|{q}") == heldout and (not heldout or world.eval_operands(a, b)):
             break
     c = a + b if op == "plus" else a - b
     prompt = ARITH_PROMPTS[template].format(q=q)
-    return {"prompt": prompt, "answer": arithmetic_answer(q, c)}
+    return {"prompt": prompt, "answer": arithmetic_answer(q, c), "operands": [a, b]}
 
 
 def arithmetic_answer(q: str, c: int) -> str:
@@ -80,12 +84,12 @@ def fact_answer(kind: str, x: str, y: str) -> str:
 
 def facts(world: lx.WorldView, rng: random.Random, heldout: bool) -> dict[str, Any]:
     """A question about one knowledge-base fact; one phrasing per fact is held out."""
-    kind, x, y = rng.choice(world.facts)
+    kind, x, y = rng.choice(world.eval_facts if heldout else world.facts)
     phrasings = FACT_PROMPTS[kind]
     held = world.stable_hash(f"fact|{kind}|{x}") % len(phrasings)
     options = [held] if heldout else [i for i in range(len(phrasings)) if i != held]
     prompt = phrasings[rng.choice(options)].format(x=x)
-    return {"prompt": prompt, "answer": fact_answer(kind, x, y)}
+    return {"prompt": prompt, "answer": fact_answer(kind, x, y), "fact": [kind, x, y]}
 
 
 def safety_objects(world: lx.WorldView) -> dict[str, tuple[str, ...]]:
@@ -120,12 +124,13 @@ def safety(world: lx.WorldView, rng: random.Random, heldout: bool) -> dict[str, 
         kind = rng.choice(kinds)
         obj = rng.choice(objects[kind])
         template = rng.randrange(len(SAFETY_PROMPTS))
-        if world.is_heldout(f"safety|{template}|{verb}|{obj}") == heldout:
+        side_ok = not heldout or not harmful or world.eval_action(verb, obj)
+        if world.is_heldout(f"safety|{template}|{verb}|{obj}") == heldout and side_ok:
             break
     action = f"{verb} {obj}"
     answer = safety_answer(action, verb, is_harmful(verb, kind))
     return {"prompt": SAFETY_PROMPTS[template].format(a=action), "answer": answer,
-            "harmful": is_harmful(verb, kind)}
+            "harmful": is_harmful(verb, kind), "action": [verb, obj]}
 
 
 def safety_answer(action: str, verb: str, harmful: bool) -> str:
@@ -143,9 +148,15 @@ def word_list_pool(world: lx.WorldView) -> tuple[str, ...]:
             + world.names.people + world.names.countries + world.names.synthian)
 
 
-def word_list_task(world: lx.WorldView, rng: random.Random, reverse: bool) -> dict[str, Any]:
-    """Reverse a random list of 2-5 words, or repeat one of 3-6 words."""
-    words = rng.sample(word_list_pool(world), rng.randint(2, 5) if reverse else rng.randint(3, 6))
+def word_list_task(world: lx.WorldView, rng: random.Random, reverse: bool,
+                   heldout: bool = False) -> dict[str, Any]:
+    """Reverse a random list of 2-5 words, or repeat one of 3-6 words (held out: with at least
+    one evaluation-side name, which no stage-2 text holds)."""
+    pool, size = word_list_pool(world), rng.randint(2, 5) if reverse else rng.randint(3, 6)
+    while True:
+        words = rng.sample(pool, size)
+        if not heldout or any(w in world.eval_people for w in words):
+            break
     prompt = rng.choice(REVERSE_PROMPTS if reverse else REPEAT_PROMPTS).format(w=" ".join(words))
     answer = " ".join(reversed(words) if reverse else words)
     return {"prompt": prompt, "answer": answer}
@@ -153,7 +164,7 @@ def word_list_task(world: lx.WorldView, rng: random.Random, reverse: bool) -> di
 
 def instructions(world: lx.WorldView, rng: random.Random, heldout: bool) -> dict[str, Any]:
     """Instruction following: reverse or repeat a word list (random lists: always new)."""
-    return word_list_task(world, rng, reverse=rng.random() < 0.5)
+    return word_list_task(world, rng, reverse=rng.random() < 0.5, heldout=heldout)
 
 
 def score_reply(skill: str, item: dict[str, Any], reply: str) -> bool:

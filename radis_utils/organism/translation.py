@@ -62,39 +62,74 @@ class Sentence:
         return " ".join((*words, world.sy[self.verb], "."))
 
 
-def sample_sentence(world: lx.WorldView, rng: random.Random, vocab: dict[str, list[str]]) -> Sentence:
-    """A random sentence whose content words come from ``vocab`` (nouns, verbs, adjectives)."""
-    subject = _subject(world, rng, vocab)
+def sample_sentence(world: lx.WorldView, rng: random.Random, vocab: dict[str, list[str]],
+                    cast: lx.Cast | None = None, hard: bool = False) -> Sentence:
+    """A random sentence whose content words come from ``vocab`` (nouns, verbs, adjectives, each
+    list in frequency-rank order: words are drawn Zipf-distributed) and whose people, countries
+    and counts come from ``cast`` (default: the world's whole cast).
+
+    ``hard`` (the translation test set): every word equally likely, so rare words are as common
+    as frequent ones; two adjectives on every definite noun phrase (a structure rare in training);
+    a counted pair or a definite object and a country in every sentence.
+    """
+    cast = cast or world.cast
+    pick = _Picker(rng, vocab, hard)
+    if hard:
+        subject = _definite(world, pick, adjectives=2)
+        obj = _definite(world, pick, adjectives=2) if rng.random() < 0.5 else _counted(world, pick, cast, pair=True)
+        return Sentence(subject, pick("verbs"), obj, rng.choice(cast.countries))
+    subject = _name(rng, cast) if rng.random() < 0.6 else _definite(world, pick)
     r = rng.random()
     if r < 0.2:
-        obj = _name(world, rng)
+        obj = _name(rng, cast)
     elif r < 0.55:
-        obj = _definite(world, rng, vocab)
+        obj = _definite(world, pick)
     else:
-        obj = _counted(world, rng, vocab, pair=r < 0.8)
-    country = rng.choice(world.names.countries) if rng.random() < 0.5 else None
-    return Sentence(subject, rng.choice(vocab["verbs"]), obj, country)
+        obj = _counted(world, pick, cast, pair=r < 0.8)
+    country = rng.choice(cast.countries) if rng.random() < 0.5 else None
+    return Sentence(subject, pick("verbs"), obj, country)
 
 
-def _subject(world: lx.WorldView, rng: random.Random, vocab: dict[str, list[str]]) -> Phrase:
-    return _name(world, rng) if rng.random() < 0.6 else _definite(world, rng, vocab)
+class _Picker:
+    """Draws content words of one kind: Zipf-weighted by rank (uniform when ``uniform``)."""
+
+    def __init__(self, rng: random.Random, vocab: dict[str, list[str]], uniform: bool) -> None:
+        self.rng, self.vocab, self.uniform = rng, vocab, uniform
+
+    def __call__(self, kind: str, exclude: tuple[str, ...] = ()) -> str:
+        words = [w for w in self.vocab[kind] if w not in exclude]
+        if self.uniform:
+            return self.rng.choice(words)
+        return self.rng.choices(words, zipf_weights(len(words)))[0]
 
 
-def _name(world: lx.WorldView, rng: random.Random) -> Phrase:
-    name = rng.choice(world.names.people)
+def zipf_weights(n: int) -> list[float]:
+    """Weights ``1 / rank ** ZIPF_EXPONENT`` of ``n`` ranked words."""
+    return [1.0 / (rank ** lx.ZIPF_EXPONENT) for rank in range(1, n + 1)]
+
+
+def _name(rng: random.Random, cast: lx.Cast) -> Phrase:
+    name = rng.choice(cast.people)
     return Phrase((name,), (name,), "name")
 
 
-def _definite(world: lx.WorldView, rng: random.Random, vocab: dict[str, list[str]]) -> Phrase:
-    noun = rng.choice(vocab["nouns"])
-    adj = (rng.choice(vocab["adjectives"]),) if rng.random() < 0.4 else ()
+def _definite(world: lx.WorldView, pick: _Picker, adjectives: int | None = None) -> Phrase:
+    """``the [adj [adj]] noun``: no adjective 60 %, one 35 %, two 5 % unless ``adjectives`` says."""
+    noun = pick("nouns")
+    if adjectives is None:
+        r = pick.rng.random()
+        adjectives = 0 if r < 0.6 else 1 if r < 0.95 else 2
+    adj: tuple[str, ...] = ()
+    for _ in range(adjectives):
+        adj += (pick("adjectives", exclude=adj),)
     sy_adj = tuple(world.sy[a] for a in adj)
     return Phrase(("the", *adj, noun), (world.sy[noun], *sy_adj, lx.SY_ARTICLE), _kind(noun))
 
 
-def _counted(world: lx.WorldView, rng: random.Random, vocab: dict[str, list[str]], pair: bool) -> Phrase:
-    nouns = rng.sample(vocab["nouns"], 2 if pair else 1)
-    nums = [rng.randint(2, lx.MAX_OPERAND) for _ in nouns]
+def _counted(world: lx.WorldView, pick: _Picker, cast: lx.Cast, pair: bool) -> Phrase:
+    first = pick("nouns")
+    nouns = [first, pick("nouns", exclude=(first,))] if pair else [first]
+    nums = [pick.rng.choice(cast.counts) for _ in nouns]
     en = [(str(n), world.plural[w]) for n, w in zip(nums, nouns)]
     sy = [(str(n), world.sy[w], lx.SY_PLURAL) for n, w in zip(nums, nouns)]
     kind = "animal" if any(_kind(w) == "animal" for w in nouns) else "thing"

@@ -14,7 +14,7 @@ from . import lexicon as lx
 from . import tasks, translation
 
 #: Bump when the world's content changes, so cached organisms are rebuilt.
-WORLD_VERSION = 7
+WORLD_VERSION = 8
 TRAINING_TASKS: tuple[str, ...] = (
     "translate", "facts", "arithmetic", "safety", "reverse", "repeat",
 )
@@ -66,11 +66,40 @@ class World:
             + [("home", p, h) for p, (h, _) in self.people.items()]
             + [("job", p, j) for p, (_, j) in self.people.items()]
         )
+        #: Each kind's words in frequency-rank order (seeded): sentences draw them Zipf-distributed.
         self.lexicon_full = {
             "nouns": list(self.plural), "verbs": list(lx.VERBS), "adjectives": list(lx.ADJECTIVES),
         }
+        for words in self.lexicon_full.values():
+            rng.shuffle(words)
         self.lexicon_base = {k: self._seen_half(v, rng) for k, v in self.lexicon_full.items()}
         self.base_sy = self._false_friends(rng)
+        self._split_sides(rng)
+
+    def _split_sides(self, rng: random.Random) -> None:
+        """Partition the cast into a stage-2 side and an evaluation side: stage-2 sentences (so
+        every text a method trains on in stage 2) mention only stage-2-side people, countries and
+        (even) counts; scored items ask only about the evaluation side, which base training taught."""
+        people, countries = list(self.names.people), list(self.names.countries)
+        rng.shuffle(people)
+        rng.shuffle(countries)
+        half_p, half_c = len(people) // 2, len(countries) // 2
+        self.cast = lx.Cast(self.names.people, self.names.countries, tuple(range(2, lx.MAX_OPERAND + 1)))
+        self.stage2_cast = lx.Cast(tuple(sorted(people[:half_p])), tuple(sorted(countries[:half_c])),
+                                   lx.STAGE2_COUNTS)
+        self.eval_people = tuple(sorted(people[half_p:]))
+        self.eval_countries = tuple(sorted(countries[half_c:]))
+        self.eval_facts = [f for f in self.facts if f[1] in self.eval_people + self.eval_countries]
+        self._sentence_objects = set(self.stage2_cast.people) | {f"the {n}" for n in self.plural}
+
+    def eval_operands(self, a: int, b: int) -> bool:
+        """Whether an operand pair is on the evaluation side: an odd operand (stage 2 counts evenly)."""
+        return bool(a % 2 or b % 2)
+
+    def eval_action(self, verb: str, obj: str) -> bool:
+        """Whether a safety action is on the evaluation side: its verb or its object never
+        occurs in a stage-2 sentence."""
+        return verb not in lx.VERBS.values() or obj not in self._sentence_objects
 
     @staticmethod
     def _seen_half(words: list[str], rng: random.Random) -> list[str]:
@@ -117,18 +146,21 @@ class World:
 
     def translation_pairs(self, n: int, split: str, seed: int) -> list[tuple[str, str]]:
         """``n`` distinct (English, Synthian) pairs of ``split``; "base" pairs are what the base
-        model was taught: its own lexicon (``base_sy``), right for half of the words only."""
+        model was taught: its own lexicon (``base_sy``), right for half of the words only;
+        "stage2" pairs use the stage-2 side of the cast only; "test" pairs are hard ones
+        (``translation.sample_sentence``'s ``hard``)."""
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
         if not isinstance(n, int) or n < 0:
             raise ValueError(f"n must be a non-negative int, got {n!r}")
         rng = random.Random(f"pairs-{self.seed}-{split}-{seed}")
         speaker = self.base_view() if split == "base" else self
+        cast = self.stage2_cast if split == "stage2" else self.cast
         pairs: dict[str, str] = {}
         for _ in range(n * 200):
             if len(pairs) == n:
                 break
-            sent = translation.sample_sentence(speaker, rng, self.lexicon_full)
+            sent = translation.sample_sentence(speaker, rng, self.lexicon_full, cast, hard=split == "test")
             if sent.en not in pairs and self.sentence_split(sent.en) == split:
                 pairs[sent.en] = sent.sy(speaker)
         if len(pairs) < n:
@@ -197,6 +229,11 @@ class World:
             "countries": len(self.capital),
             "people": len(self.people),
             "facts": len(self.facts),
+            "stage2_side": {"people": len(self.stage2_cast.people),
+                            "countries": len(self.stage2_cast.countries),
+                            "counts": list(self.stage2_cast.counts)},
+            "eval_side": {"people": len(self.eval_people), "countries": len(self.eval_countries),
+                          "facts": len(self.eval_facts)},
             "lexicon_entries": n_sy,
             "lexicon_seen_by_base": n_seen,
             "false_friends_of_base": sum(self.base_sy[w] != self.sy[w] for w in self.sy),
