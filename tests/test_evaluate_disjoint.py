@@ -107,3 +107,12 @@ def test_scored_items_stay_on_the_evaluation_side(world):
     assert not mentioned & set(world.eval_people + world.eval_countries)
     assert {int(w) for w in mentioned if w.isdigit()} <= set(lx.STAGE2_COUNTS)
     assert set(world.stage2_cast.people) <= mentioned  # the stage-2 side is used, not just allowed
+
+
+@pytest.mark.slow
+def test_the_ci_runs_training_files_miss_every_scored_item(built_book):
+    """The full-size check: chapter 03's records of the ci organism, as chapter 05 trains on them."""
+    cfg = load_profile("ci")
+    report = disjoint.check_disjoint(cfg)
+    assert report["texts"] >= len(METHODS) * cfg.data.max_train_pairs * 2
+    assert not report["overlaps"], disjoint.describe(report["overlaps"])

@@ -89,6 +89,20 @@ def test_general_items_held_out_from_training(world: World) -> None:
         world.translation_pairs(1, "train", 0)
 
 
+def test_test_sentences_are_harder_than_training_ones(world: World) -> None:
+    from collections import Counter
+
+    adjectives = set(world.lexicon_full["adjectives"])
+    test = [en for en, _ in world.translation_pairs(200, "test", 0)]
+    stage2 = [en for en, _ in world.translation_pairs(2000, "stage2", 0)]
+    assert all(" in " in en and sum(w in adjectives for w in en.split()) >= 2 for en in test)
+    assert sum(sum(w in adjectives for w in en.split()) >= 2 for en in stage2) < 0.15 * len(stage2)
+    for sentences, zipf in ((stage2, True), (test, False)):  # training words Zipf-distributed, test words not
+        counts = Counter(w for en in sentences for w in en.lower().split())
+        verbs = [counts[v] for v in world.lexicon_full["verbs"]]
+        assert (verbs[0] > 5 * verbs[-1]) == zipf, verbs
+
+
 def test_tokenizer_round_trip_and_vocabulary(world: World, tokenizer) -> None:
     rng = random.Random(0)
     for i in range(300):
