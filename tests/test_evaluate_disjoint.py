@@ -67,6 +67,22 @@ def test_a_leaked_answer_is_found_and_named_with_its_file(tmp_path):
     assert fact["prompt"] in str(hit) and hit.file in str(hit)
 
 
+def test_chapter_06_scores_only_items_no_training_text_holds(tmp_path):
+    cfg = small_cfg(tmp_path, pairs=40)
+    world = organism_config(cfg).world()
+    candidates = disjoint.scored_items(world, cfg.eval.general_items)
+    kept, scan = disjoint.decontaminated(cfg)  # no records yet: vanilla's texts only
+    assert scan == {"excluded": {s: [] for s in World.skills}, "scanned": ["vanilla"]} and kept == candidates
+    fact = candidates["facts"][0]
+    organism_like_records(cfg, leak={data.training_examples(cfg)[3].id: " " + fact["answer"]})
+    kept, scan = disjoint.decontaminated(cfg)
+    assert scan["scanned"] == list(METHODS)
+    same = [i for i, it in enumerate(candidates["facts"]) if it["answer"] == fact["answer"]]
+    assert scan["excluded"]["facts"] == same and fact not in kept["facts"]
+    assert len(kept["facts"]) == len(candidates["facts"]) - len(same)
+    assert all(kept[s] == candidates[s] for s in World.skills if s != "facts")
+
+
 @pytest.fixture(scope="module")
 def world() -> World:
     return World(0)

@@ -114,11 +114,11 @@ KNOWN_MISSES = {
 @pytest.mark.parametrize("check", [pytest.param(c, marks=pytest.mark.xfail(strict=True, reason=KNOWN_MISSES[c]))
                                    if c in KNOWN_MISSES else c for c in evaluate.ACCEPTANCE])
 def test_the_organism_reproduces_the_papers_pattern(built_book, check):
-    """Issue 6's thresholds, read from the results files chapter 06 wrote (ci, every seed)."""
+    """Issue 15's thresholds, read from the results files chapter 06 wrote (ci, every seed)."""
     cfg = load_profile("ci")
     backbone = evaluate.read_results(evaluate.results_path(cfg, evaluate.BACKBONE), cfg)
     results = {m: [evaluate.read_results(evaluate.results_path(cfg, m, s), cfg) for s in cfg.train.seeds]
-               for m in ("vanilla", "radis", "seqkd")}
+               for m in ("vanilla", "radis", "seqkd", "sdft")}
     assert len(cfg.train.seeds) >= 2
     result = evaluate.acceptance(backbone, results)[check]
     assert result["holds"], result

@@ -240,10 +240,11 @@ def ci_organism() -> Path:
     return build_organism(OrganismConfig(), REPO / "runs" / "organism")
 
 
-#: Base skills of the ci organism below 90 since it is trained on fig. 5's exact instructions
-#: (issue 13; measured 2026-12-01, world 7, seed 0). Strict: a skill back at 90 fails here until it is
-#: taken off this list. Chapter 01 shows the base scores.
-BASE_MISSES = {"instructions": "instruction following 85 with fig. 5's instructions (was 100 with ours)"}
+#: Base skills of the ci organism below 90 (strict xfails with the measured number; a skill back at
+#: 90 fails here until it is taken off). None since the disjoint world (issue 15, world 8, measured
+#: 2026-12-01): arithmetic 93, facts, safety and instruction following 100 (85 before, on world 7).
+#: Chapter 01 shows the base scores.
+BASE_MISSES: dict[str, str] = {}
 
 
 @pytest.mark.slow

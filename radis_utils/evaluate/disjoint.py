@@ -9,6 +9,7 @@ its object. ``overlaps`` scans every text each method trains on in stage 2 (its
 
 from __future__ import annotations
 
+import json
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ class Overlap:
     """One scored item found in one training text."""
 
     skill: str
+    position: int   # the item's place among the skill's scored items
     item: str       # the scored item's prompt
     what: str       # which key matched: "answer", "fact", "operands", "action"
     method: str
@@ -36,7 +38,7 @@ class Overlap:
     text_id: str    # the training item's id
 
     def __str__(self) -> str:
-        return (f"{self.skill} item {self.item!r}: its {self.what} occurs in {self.method}'s training "
+        return (f"{self.skill} item {self.position} {self.item!r}: its {self.what} occurs in {self.method}'s training "
                 f"text {self.text_id} ({self.file})")
 
 
@@ -80,6 +82,7 @@ class TextIndex:
     def __init__(self) -> None:
         self.texts: list[tuple[str, str, str, tuple[str, ...]]] = []
         self.postings: dict[str, set[int]] = defaultdict(set)
+        self.methods: list[str] = []  # the methods whose texts are in
 
     def add(self, method: str, file: str, text_id: str, text: str) -> None:
         """Index one text."""
@@ -126,11 +129,11 @@ def overlaps(world: World, items: Mapping[str, Sequence[Mapping[str, Any]]], ind
     """Every (scored item, training text) pair in which the item's answer or key content occurs."""
     found = []
     for skill, skill_items in items.items():
-        for item in skill_items:
+        for position, item in enumerate(skill_items):
             for key in item_keys(world, skill, item):
                 for i in index.matches(key):
                     method, file, text_id, _ = index.texts[i]
-                    found.append(Overlap(skill, item["prompt"], key[3], method, file, text_id))
+                    found.append(Overlap(skill, position, item["prompt"], key[3], method, file, text_id))
     return found
 
 
@@ -142,15 +145,22 @@ def index_items(index: TextIndex, method: str, file: str, items: Iterable[Any]) 
             index.add(method, file, f"{it.id}:{part}", text)
 
 
-def training_index(cfg: Config, methods: Sequence[str] = METHODS) -> TextIndex:
+def training_index(cfg: Config, methods: Sequence[str] = METHODS, skip_missing: bool = False) -> TextIndex:
     """Every stage-2 text of every method, as ``train.training_items`` builds them from the
-    synthesis records (the records file is named as each text's file)."""
+    synthesis records (the records file is named as each text's file). ``skip_missing``: leave
+    out a method whose records are not there yet (``index.methods`` lists those scanned)."""
     from .. import synthesis
-    from ..train import SYNTHESIS_KIND, training_items
+    from ..train import SYNTHESIS_KIND, TrainingError, training_items
 
     index = TextIndex()
     for method in methods:
-        items, _ = training_items(cfg, method)
+        try:
+            items, _ = training_items(cfg, method)
+        except TrainingError:
+            if not skip_missing:
+                raise
+            continue
+        index.methods.append(method)
         kind = SYNTHESIS_KIND.get(method)
         file = str(synthesis.records_path(cfg, kind)) if kind else "the stage-2 pairs (data.training_examples)"
         index_items(index, method, file, items)
@@ -167,9 +177,46 @@ def check_disjoint(cfg: Config, methods: Sequence[str] = METHODS) -> dict[str, A
     index = training_index(cfg, methods)
     found = overlaps(world, items, index)
     by_skill = Counter(o.skill for o in found)
-    items_hit = {s: len({o.item for o in found if o.skill == s}) for s in items}
+    items_hit = {s: len({o.position for o in found if o.skill == s}) for s in items}
     return {"texts": len(index.texts), "items": {s: len(v) for s, v in items.items()},
             "overlaps": found, "overlaps_by_skill": dict(by_skill), "items_hit": items_hit}
+
+
+def decontaminated(cfg: Config) -> tuple[dict[str, list[dict]], dict[str, Any]]:
+    """The items chapter 06 scores: the candidates (``scored_items``) less every item whose answer
+    or key content occurs in a stage-2 text of a method whose training files exist (the world's
+    two sides keep them apart by design; this drops what the organism's own sampled texts bring
+    back, e.g. a fact about a person the sentence does not name). Also ``{"excluded": {skill:
+    [positions]}, "scanned": [methods]}``, which results files keep. Cached while the records
+    files stay as they are."""
+    from .. import synthesis
+
+    files = [synthesis.records_path(cfg, k) for k in ("rationale", "seqkd", "sdft")]
+    state = (json.dumps(cfg.to_dict(), sort_keys=True),
+             tuple((str(f), f.stat().st_mtime_ns, f.stat().st_size) for f in files if f.is_file()))
+    if state not in _DECONTAMINATED:
+        _DECONTAMINATED.clear()
+        _DECONTAMINATED[state] = _decontaminated(cfg)
+    kept, scan = _DECONTAMINATED[state]
+    return {s: list(v) for s, v in kept.items()}, json.loads(json.dumps(scan))
+
+
+_DECONTAMINATED: dict[Any, tuple[dict[str, list[dict]], dict[str, Any]]] = {}
+
+
+def _decontaminated(cfg: Config) -> tuple[dict[str, list[dict]], dict[str, Any]]:
+    world = organism_config(cfg).world()
+    items = scored_items(world, cfg.eval.general_items)
+    index = training_index(cfg, METHODS, skip_missing=True)
+    hit: dict[str, set[int]] = defaultdict(set)
+    for o in overlaps(world, items, index):
+        hit[o.skill].add(o.position)
+    kept = {s: [it for i, it in enumerate(v) if i not in hit[s]] for s, v in items.items()}
+    empty = [s for s, v in kept.items() if not v]
+    if empty:
+        raise ValueError(f"every scored {', '.join(empty)} item occurs in a stage-2 training text; "
+                         "the evaluation cannot be disjoint (see evaluate.disjoint.check_disjoint)")
+    return kept, {"excluded": {s: sorted(hit[s]) for s in items}, "scanned": list(index.methods)}
 
 
 def describe(found: Sequence[Overlap], limit: int = 10) -> str:
@@ -179,5 +226,5 @@ def describe(found: Sequence[Overlap], limit: int = 10) -> str:
     return "\n".join(lines) + more
 
 
-__all__ = ["Overlap", "TextIndex", "check_disjoint", "describe", "index_items", "item_keys",
+__all__ = ["Overlap", "TextIndex", "check_disjoint", "decontaminated", "describe", "index_items", "item_keys",
            "overlaps", "scored_items", "training_index"]

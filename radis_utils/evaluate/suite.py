@@ -81,12 +81,25 @@ def general_ability(cfg: Config, model: Any, tokenizer: Any,
     if cfg.data.source != "organism":
         suite = general_suite(cfg, model, tokenizer, model_id)
         return suite["general"], suite["notes"]
+    scores, notes, _ = organism_general(cfg, model, tokenizer)
+    return scores, notes
+
+
+def organism_general(cfg: Config, model: Any, tokenizer: Any) -> tuple[dict[str, float], list[str], dict[str, Any]]:
+    """The organism's skills on the decontaminated items (``disjoint.decontaminated``): scores,
+    a note on what was left out, and the scan (kept in the results file)."""
     from ..organism import organism_config, score_general
+    from .disjoint import decontaminated
 
     world = organism_config(cfg).world()
-    scores = score_general(model, tokenizer, world, cfg.eval.general_items, seed=0)
+    items, scan = decontaminated(cfg)
+    scores = score_general(model, tokenizer, world, cfg.eval.general_items, seed=0, items=items)
     scores.pop("mean")
-    return scores, []
+    left = {s: len(v) for s, v in scan["excluded"].items() if v}
+    note = (f"disjoint evaluation: scanned the stage-2 texts of {', '.join(scan['scanned'])}; "
+            + (f"left out the scored items found in them ({', '.join(f'{s} {n}' for s, n in left.items())} "
+               f"of {cfg.eval.general_items} each)" if left else "no scored item found in them"))
+    return scores, [note], scan
 
 
 def general_suite(cfg: Config, model: Any, tokenizer: Any, model_id: str) -> dict[str, Any]:
@@ -127,8 +140,11 @@ def evaluate_model(cfg: Config, model: Any, tokenizer: Any, model_id: str = BACK
     """Translation per direction (with en->X / X->en averages) and general ability of one model."""
     per_direction = {d: translate(cfg, model, tokenizer, d) for d in cfg.data.directions}
     if cfg.data.source == "organism":
+        from .disjoint import decontaminated
+
         general, notes = general_ability(cfg, model, tokenizer)
-        extra: dict[str, Any] = {}
+        scan = decontaminated(cfg)[1]  # the items general_ability scored (cached)
+        extra: dict[str, Any] = {"general_excluded": scan["excluded"], "general_scanned": scan["scanned"]}
     else:
         extra = general_suite(cfg, model, tokenizer, model_id)
         general, notes = extra.pop("general"), extra.pop("notes")
@@ -171,6 +187,11 @@ def evaluate(cfg: Config, method: str, seed: int = 0, tag: str = "") -> dict[str
         result["rp"], result["rp_benchmarks"] = rp_over_shared(evaluate(cfg, BACKBONE)["general"], result["general"])
     elif method != BACKBONE and result["general"]:
         base = evaluate(cfg, BACKBONE)
+        if base.get("general_excluded") != result["general_excluded"]:
+            raise ResultsError(f"{results_path(cfg, BACKBONE)}: the backbone was scored on other general items "
+                               f"(left out: {base.get('general_excluded')}) than {method} seed {seed} "
+                               f"({result['general_excluded']}); the training files changed since: delete "
+                               f"{results_path(cfg, BACKBONE).parent} and evaluate again")
         result["rp"] = round(relative_performance(base["general"], result["general"]), 2)
     else:
         result["rp"] = 100.0 if result["general"] else None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import sacrebleu
@@ -18,21 +18,25 @@ from .world import World
 
 
 def general_replies(model: Any, tokenizer: Any, world: World, skill: str, n: int, seed: int,
-                    batch_size: int = 64) -> list[tuple[dict, str]]:
-    """(item, reply) for ``n`` held-out items of one general skill."""
-    items = world.general_items(skill, n, seed)
+                    batch_size: int = 64, items: Sequence[dict] | None = None) -> list[tuple[dict, str]]:
+    """(item, reply) for ``n`` held-out items of one general skill (or for ``items``)."""
+    items = world.general_items(skill, n, seed) if items is None else list(items)
     prompts = [chat_prompt(tokenizer, it["prompt"]) for it in items]
     return list(zip(items, generate(model, tokenizer, prompts, 40, batch_size)))
 
 
 def score_general(model: Any, tokenizer: Any, world: World, n_per_skill: int = 100,
-                  seed: int = 0) -> dict[str, float]:
-    """Percent of held-out items solved exactly, per general skill, plus their ``mean``."""
+                  seed: int = 0, items: Mapping[str, Sequence[dict]] | None = None) -> dict[str, float]:
+    """Percent of held-out items solved exactly, per general skill, plus their ``mean``
+    (``items``: score exactly these, by skill, e.g. the decontaminated ones)."""
     if n_per_skill < 1:
         raise ValueError(f"n_per_skill must be >= 1, got {n_per_skill}")
+    if items is not None and any(not items.get(s) for s in world.skills):
+        raise ValueError(f"items: every skill needs at least one item, got {sorted(items)}")
     scores = {}
     for skill in world.skills:
-        pairs = general_replies(model, tokenizer, world, skill, n_per_skill, seed)
+        pairs = general_replies(model, tokenizer, world, skill, n_per_skill, seed,
+                                items=None if items is None else items[skill])
         scores[skill] = 100.0 * sum(tasks.score_reply(skill, it, r) for it, r in pairs) / len(pairs)
     scores["mean"] = sum(scores[s] for s in world.skills) / len(world.skills)
     return {k: round(v, 2) for k, v in scores.items()}
