@@ -98,15 +98,17 @@ def test_acceptance_reads_seed_means():
     assert set(partial) == {"vanilla RP ≤ 40", "RaDis RP ≥ 85", "vanilla chrF ≤ 95", "RaDis gain ≥ 0.85 × vanilla gain"}
 
 
-#: Issue 6's checks that the organism misses since it is trained and scored with fig. 5's exact
-#: instructions (issue 13) and Seq-KD trains on the whole reply y' with a doubled batch (eq. 5, app. B;
-#: issue 15): measured on ci, mean of seeds 0-1, 2026-12-01. Strict: a check that starts to hold
-#: again fails here until it is taken off this list. The book says *not reproduced* for both.
+#: Issue 15's checks that the organism misses, on the disjoint world (world 8: stage-2 texts and
+#: scored items on two sides of the cast, a hard test set): measured on ci, mean of seeds 0-1,
+#: 2026-12-01, nothing tuned for them. Strict: a check that starts to hold fails here until it is
+#: taken off this list. The book says *not reproduced* (or *partly*) with the numbers.
 KNOWN_MISSES = {
-    "RaDis RP ≥ 85": "RaDis RP 79.16 (80.16, 78.16): the organism's instruction-following skill "
-                     "drops to 24-27 (base 85) under every method",
-    "Seq-KD gain ≤ 0.5 × RaDis gain": "Seq-KD gain 0.907 × RaDis's: trained on the whole reply y' "
-                                      "(its own translation, then its rationale), as in the paper",
+    "vanilla RP ≤ 40": "vanilla RP 57.35 (48.36, 66.34): vanilla fine-tuning loses instruction following "
+                       "(30, 27) and arithmetic, but keeps most facts and safety",
+    "Seq-KD gain ≤ 0.4 × RaDis gain": "Seq-KD gain 0.812 × RaDis's (chrF 77.22 vs 82.75, backbone 53.28): "
+                                      "trained on y and the whole reply y', it learns most of the translation",
+    "SDFT RP ≥ 70": "SDFT RP 25.44 (21.14, 29.74), below vanilla's 57.35: the organism's SDFT request is "
+                    "still 'Repeat the words' (issue 15.3 not done for it); 1,429 of 2,000 rewrites equal y",
 }
 
 
