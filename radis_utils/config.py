@@ -158,6 +158,7 @@ class EvalConfig:
     benchmark_limit: int | None = None  # items per benchmark; None = all (paper)
     guard_model: str | None = None  # AdvBench judge (hub id or path); None = refusal-keyword judge
     general_max_new_tokens: int = 512  # reply length for the general benchmarks
+    observation_requests: int = 200  # chapter 02: translation requests to classify (paper §3.1: 200)
 
 
 @dataclass(frozen=True)
@@ -379,6 +380,10 @@ def _check_values(cfg: Config, where: str) -> None:
 
 #: Set to 1 (the book job does) to silence progress bars, e.g. in executed notebooks.
 QUIET_ENV = "RADIS_QUIET"
+
+#: The book's parts: each profile the main job executes, and the folder (under the book root)
+#: its executed chapters go to, which `_toc.yml` lists. Another profile writes to ``book/<name>/``.
+BOOK_PARTS: dict[str, str] = {"ci": "book/chapters", "smol": "book/smol"}
 
 
 def progress(iterable: Any = None, desc: str = "", total: int | None = None, **kwargs: Any) -> Any:
