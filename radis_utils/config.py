@@ -135,6 +135,7 @@ class TrainConfig:
     group_by_length: bool = True  # batches of similar length: little padding (benchmarks/token_efficiency.py)
     logging_steps: int = 10
     save_steps: int = 200  # checkpoint every N optimizer steps; an interrupted run resumes there
+    short_run_steps: int = 100  # chapter 04's short RaDis run that shows the two loss terms
     merge: bool = False  # also write the merged model (base + adapter) beside the adapter
     #: Seq-KD's y' (paper eq. 5, app. A.1): the backbone's whole generated reply ("whole"), or only
     #: its translation cut by ``eval.extraction`` ("translation", a named variant, not the paper's).
