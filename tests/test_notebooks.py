@@ -41,3 +41,29 @@ def test_every_chapter_is_in_the_toc(root):
         assert f"book/chapters/{nb.stem}" in toc, f"{nb.name} missing from _toc.yml"
     smol = [nb.stem for nb in runbook.chapters(root / "notebooks") if f"book/smol/{nb.stem}" in toc]
     assert {"02_observation", "03_synthesis", "05_training", "06_evaluation"} <= set(smol), smol
+
+
+def test_smol_results_hold_every_column_of_tables_1_to_3(built_book, root):
+    """What chapter 06 at `smol` leaves in runs/smol/results/: per model BLEU and chrF per direction
+    with both averages, GSM8K and AdvBench (keyword judge) scored, MT-Bench and AlpacaEval answer
+    files written (their judge skipped without an endpoint), and RP over what ran."""
+    from radis_utils import evaluate
+    from radis_utils.config import load_profile
+    from radis_utils.evaluate import alpaca_eval, mt_bench
+
+    assert all(r.ok for r in built_book.runs["smol"]), "a smol chapter failed (see test_every_chapter_executes)"
+    cfg = load_profile("smol")
+    for method in (evaluate.BACKBONE, "vanilla", "seqkd", "sdft", "radis"):
+        path = evaluate.results_path(cfg, method, cfg.train.seeds[0])
+        result = evaluate.read_results(path, cfg)
+        table = result["translation"]
+        assert set(cfg.data.directions) | {"avg_en_xx", "avg_xx_en"} <= set(table), (path, list(table))
+        assert all(isinstance(table[d][m], float) for d in table for m in ("bleu", "chrf")), path
+        assert {"gsm8k", "advbench"} <= set(result["general"]), (path, result["general"])
+        details = result["general_details"]
+        assert "keyword" in details["advbench"]["judge"], details["advbench"]
+        assert details["gsm8k"]["n"] == cfg.eval.benchmark_limit
+        folder = cfg.runs_dir / "results" / "general" / path.stem
+        model_id = f"{cfg.profile}-{path.stem}"
+        assert mt_bench.answer_file(folder, model_id).is_file() and alpaca_eval.outputs_file(folder, model_id).is_file()
+        assert isinstance(result["rp"], float) and set(result.get("rp_benchmarks", result["general"])) <= set(result["general"])
