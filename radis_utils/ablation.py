@@ -46,10 +46,18 @@ SELF = RationaleSource("self")
 
 def sources_for(cfg: Config, organism_sources: Mapping[str, Mapping[str, Any]],
                 model_sources: Mapping[str, str]) -> list[RationaleSource]:
-    """``self`` first, then the organism sources (organism profiles) or the model sources (the rest)."""
+    """``self`` first, then the organism sources (organism profiles) or the model sources (the rest);
+    a model source that cannot be loaded here (``models.unavailable``) is left out with one line."""
     if cfg.model.backbone == models.ORGANISM:
         return [SELF] + [RationaleSource(n, organism=dict(o)) for n, o in organism_sources.items()]
-    return [SELF] + [RationaleSource(n, model=m) for n, m in model_sources.items()]
+    found = [SELF]
+    for name, model in model_sources.items():
+        why = models.unavailable(model)
+        if why:
+            print(f"rationale source {name!r} skipped: {why}")
+        else:
+            found.append(RationaleSource(name, model=model))
+    return found
 
 
 def source_config(cfg: Config, source: RationaleSource) -> Config:

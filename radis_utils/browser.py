@@ -1,6 +1,6 @@
 """Open every page of a built book in headless Chromium and check what a reader would see.
 
-``python -m radis_utils.browser [--root .] [--profile ci]`` checks ``ROOT/_build/html`` page by
+``python -m radis_utils.browser [--root .]`` checks ``ROOT/_build/html`` page by
 page (the pages listed in ``_toc.yml``): every image loads, and a chapter shows at least one
 image per image output of its executed notebook; no traceback or error output is displayed;
 every link to a local file resolves, anchors included; a chapter shows the profile it ran with
@@ -22,6 +22,8 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
+
+from .config import BOOK_PARTS
 
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -265,9 +267,15 @@ def screenshot(chrome, path: Path) -> Path:
     return path
 
 
-def check_book(root: Path, profile: str = "ci", shots: Path | None = None,
+def part_profile(doc: str, default: str | None = None) -> str | None:
+    """The profile a chapter page must show: its book part's (``config.BOOK_PARTS``), else ``default``."""
+    return next((p for p, folder in BOOK_PARTS.items() if doc.startswith(folder + "/")), default)
+
+
+def check_book(root: Path, profile: str | None = None, shots: Path | None = None,
                browser: tuple[str, str] | None = None) -> list[PageReport]:
-    """Check every page of ``_toc.yml`` in ``root/_build/html``; chapters must show ``profile``."""
+    """Check every page of ``_toc.yml`` in ``root/_build/html``; a chapter must show its part's
+    profile (``profile`` for a page outside the book's parts)."""
     root = Path(root).resolve()
     browser = browser or find_browser()
     if browser is None:
@@ -281,7 +289,7 @@ def check_book(root: Path, profile: str = "ci", shots: Path | None = None,
                 nb = root / f"{doc}.ipynb"
                 source = nb if nb.is_file() else None
                 reports.append(check_page(chrome, html_dir, doc, source,
-                                          profile if source else None, shots))
+                                          part_profile(doc, profile) if source else None, shots))
         finally:
             chrome.quit()
     return reports
@@ -293,7 +301,8 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", type=Path, default=None, help="book root (default: project root)")
-    parser.add_argument("--profile", default="ci", help="profile the chapters must show")
+    parser.add_argument("--profile", default=None,
+                        help="profile a chapter outside the book's parts must show (default: none checked)")
     parser.add_argument("--screenshots", type=Path, default=None,
                         help="folder for screenshots (default: ROOT/_build/screenshots)")
     args = parser.parse_args(argv)

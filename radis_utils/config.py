@@ -135,6 +135,7 @@ class TrainConfig:
     group_by_length: bool = True  # batches of similar length: little padding (benchmarks/token_efficiency.py)
     logging_steps: int = 10
     save_steps: int = 200  # checkpoint every N optimizer steps; an interrupted run resumes there
+    short_run_steps: int = 100  # chapter 04's short RaDis run that shows the two loss terms
     merge: bool = False  # also write the merged model (base + adapter) beside the adapter
     #: Seq-KD's y' (paper eq. 5, app. A.1): the backbone's whole generated reply ("whole"), or only
     #: its translation cut by ``eval.extraction`` ("translation", a named variant, not the paper's).
@@ -158,6 +159,7 @@ class EvalConfig:
     benchmark_limit: int | None = None  # items per benchmark; None = all (paper)
     guard_model: str | None = None  # AdvBench judge (hub id or path); None = refusal-keyword judge
     general_max_new_tokens: int = 512  # reply length for the general benchmarks
+    observation_requests: int = 200  # chapter 02: translation requests to classify (paper §3.1: 200)
 
 
 @dataclass(frozen=True)
@@ -379,6 +381,10 @@ def _check_values(cfg: Config, where: str) -> None:
 
 #: Set to 1 (the book job does) to silence progress bars, e.g. in executed notebooks.
 QUIET_ENV = "RADIS_QUIET"
+
+#: The book's parts: each profile the main job executes, and the folder (under the book root)
+#: its executed chapters go to, which `_toc.yml` lists. Another profile writes to ``book/<name>/``.
+BOOK_PARTS: dict[str, str] = {"ci": "book/chapters", "smol": "book/smol"}
 
 
 def progress(iterable: Any = None, desc: str = "", total: int | None = None, **kwargs: Any) -> Any:

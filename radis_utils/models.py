@@ -86,6 +86,25 @@ def looks_like_path(name: str) -> bool:
     return name.startswith((".", "/", "~")) or name.count("/") != 1 or "\\" in name
 
 
+def unavailable(name_or_path: str, timeout_s: float = 10.0) -> str | None:
+    """Why a model cannot be loaded here (``None`` when it can): a missing local folder, or a hub id
+    that is neither in the local Hugging Face cache nor reachable on the hub."""
+    if looks_like_path(name_or_path):
+        return None if Path(name_or_path).expanduser().is_dir() else f"no folder {name_or_path}"
+    import huggingface_hub
+    from huggingface_hub import constants
+
+    if isinstance(huggingface_hub.try_to_load_from_cache(name_or_path, "config.json"), str):
+        return None
+    if constants.HF_HUB_OFFLINE:
+        return f"{name_or_path} is not in the local Hugging Face cache and HF_HUB_OFFLINE is set"
+    try:
+        huggingface_hub.HfApi().model_info(name_or_path, timeout=timeout_s)
+    except Exception as err:  # noqa: BLE001 - any failure means "cannot fetch it now"
+        return f"{name_or_path} is not in the local Hugging Face cache and the hub is unreachable ({type(err).__name__})"
+    return None
+
+
 def load_tokenizer(cfg: Config, name_or_path: str | None = None) -> Any:
     """The backbone's tokenizer, with the profile's chat template if one is set; left padding."""
     from transformers import AutoTokenizer

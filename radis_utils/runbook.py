@@ -1,9 +1,11 @@
 """The main job: execute every chapter headless with papermill, then build the Jupyter Book.
 
-``python -m radis_utils.runbook --profile ci`` runs ``notebooks/NN_*.ipynb`` in order, writes
-the executed copies to ``book/chapters/`` (what the book renders), builds ``_build/html`` and
-exits non-zero if any chapter raised, or if the build misses a page (Jupyter Book 1 can exit 0
-after a failure, so the result is checked file by file).
+``python -m radis_utils.runbook`` runs ``notebooks/NN_*.ipynb`` in order once per profile of
+the book (``config.BOOK_PARTS``: ``ci``, the model organism, then ``smol``, a real chat model),
+writes the executed copies to that profile's folder (``book/chapters/``, ``book/smol/``: what the
+book renders), builds ``_build/html`` and exits non-zero if any chapter raised, or if the build
+misses a page (Jupyter Book 1 can exit 0 after a failure, so the result is checked file by file).
+``--profile NAME`` (repeatable) runs only those profiles.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from .config import QUIET_ENV, project_root
+from .config import BOOK_PARTS, QUIET_ENV, project_root
 
 CHAPTER_GLOB = "[0-9][0-9]_*.ipynb"
 
@@ -73,6 +75,11 @@ def execute_chapter(notebook: Path, out_dir: Path, profile: str, cwd: Path,
     except Exception as err:  # papermill raises PapermillExecutionError with the cell's traceback
         return ChapterRun(notebook.name, False, time.perf_counter() - start, _short(err))
     return ChapterRun(notebook.name, True, time.perf_counter() - start)
+
+
+def part_dir(root: Path, profile: str) -> Path:
+    """Where the chapters executed with ``profile`` go: its book part, else ``book/<profile>/``."""
+    return Path(root) / BOOK_PARTS.get(profile, f"book/{profile}")
 
 
 def code_cells(notebook: Path) -> int:
@@ -197,7 +204,8 @@ def check_book(root: Path, executed: list[Path]) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point; returns the process exit code."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--profile", default="ci")
+    parser.add_argument("--profile", action="append", dest="profiles", metavar="NAME",
+                        help=f"profile to execute (repeatable; default: the book's, {' and '.join(BOOK_PARTS)})")
     parser.add_argument("--root", type=Path, default=None, help="book root (default: project root)")
     parser.add_argument("--only", nargs="*", help="chapter name prefixes, e.g. 00 03")
     parser.add_argument("--no-build", action="store_true", help="execute chapters only")
@@ -206,17 +214,22 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     root = (args.root or project_root()).resolve()
-    out_dir = root / "book" / "chapters"
-    runs = execute_chapters(root / "notebooks", out_dir, args.profile, cwd=root, only=args.only,
-                            heartbeat_s=args.heartbeat)
-    failed = [r for r in runs if not r.ok]
+    executed: list[Path] = []
+    failed: list[str] = []
+    for profile in args.profiles or list(BOOK_PARTS):
+        out_dir = part_dir(root, profile)
+        print(f"== profile {profile}: chapters into {out_dir.relative_to(root)}/", flush=True)
+        runs = execute_chapters(root / "notebooks", out_dir, profile, cwd=root, only=args.only,
+                                heartbeat_s=args.heartbeat)
+        failed += [f"{r.name} ({profile})" for r in runs if not r.ok]
+        executed += [out_dir / r.name for r in runs]
     if failed:
-        print(f"{len(failed)} chapter(s) failed: {', '.join(r.name for r in failed)}", file=sys.stderr)
+        print(f"{len(failed)} chapter(s) failed: {', '.join(failed)}", file=sys.stderr)
         return 1
     if args.no_build:
         return 0
     code = build_book(root)
-    problems = check_book(root, [out_dir / r.name for r in runs])
+    problems = check_book(root, executed)
     if code or problems:
         print(f"book build failed (exit {code}):\n  " + "\n  ".join(problems), file=sys.stderr)
         return 1

@@ -215,3 +215,49 @@ def claims(cfg: Config) -> list[dict[str, Any]]:
     return (method_claims(backbone, by_method)
             + [ablation_claim(by_method.get("radis", []), load_ablation_results(cfg))]
             + gradient_claims(load_gradient_results(cfg)))
+
+
+def _side_directions(result: Mapping[str, Any], side: str) -> list[str]:
+    """The directions of ``result`` on one side of the paper's tables 1-2 (``en-xx`` or ``xx-en``)."""
+    return [d for d in result["translation"] if not d.startswith("avg_")
+            and (d.startswith("en-") if side == "en-xx" else d.endswith("-en"))]
+
+
+def translation_table(backbone: Mapping[str, Any], by_method: Mapping[str, Sequence[Mapping[str, Any]]],
+                      side: str = "en-xx", metric: str = "chrf") -> list[dict[str, Any]]:
+    """Paper tables 1-2 in shape: one row per model, ``metric`` per direction of ``side`` and their
+    average (mean over seeds), read from the results files; ``[]`` when no direction is on that side."""
+    directions = _side_directions(backbone, side)
+    if not directions:
+        return []
+    rows = []
+    for name, results in {"backbone": [backbone], **by_method}.items():
+        row: dict[str, Any] = {"model": name, "seeds": len(results) if name != "backbone" else "-"}
+        for d in directions:
+            row[d] = round(_mean([r["translation"][d][metric] for r in results]), 2)
+        row["avg"] = round(_mean([row[d] for d in directions]), 2)
+        rows.append(row)
+    return rows
+
+
+def general_table(backbone: Mapping[str, Any], by_method: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[dict[str, Any]]:
+    """Paper table 3 in shape: one row per model, the seed-mean score of every general benchmark (or
+    organism skill) the backbone has, ``n`` and judge in the column names when the files record them,
+    and RP; a benchmark a model did not score is ``not run``."""
+    details = backbone.get("general_details") or {}
+
+    def column(b: str) -> str:
+        d = details.get(b) or {}
+        said = ", ".join(str(x) for x in (f"n={d['n']}" if d.get("n") is not None else None, d.get("judge")) if x)
+        return f"{b} ({said})" if said else b
+
+    rows = []
+    for name, results in {"backbone": [backbone], **by_method}.items():
+        row: dict[str, Any] = {"model": name}
+        for b in backbone["general"]:
+            scores = [r["general"].get(b) for r in results]
+            row[column(b)] = round(_mean(scores), 2) if all(s is not None for s in scores) else "not run"
+        rps = [r.get("rp") for r in results]
+        row["RP %"] = round(_mean(rps), 2) if all(v is not None for v in rps) else "not run"
+        rows.append(row)
+    return rows

@@ -28,17 +28,18 @@ def alma_dir() -> Path:
 
 @dataclass
 class BuiltBook:
-    """The book built once per session from chapters executed with PROFILE=ci."""
+    """The book built once per session from its chapters, executed with each profile of the book."""
 
-    root: Path        # a temporary book root: _config.yml, _toc.yml, book/, book/chapters/*.ipynb
-    runs: list        # runbook.ChapterRun per chapter, in book order
+    root: Path        # a temporary book root: _config.yml, _toc.yml, book/, book/<part>/*.ipynb
+    runs: dict        # profile -> runbook.ChapterRun per chapter, in book order
     build_code: int   # exit code of `jupyter-book build` (run even if a chapter failed)
     build_log: Path   # its output (kept out of test reports, so that failures stay readable)
 
 
 @pytest.fixture(scope="session")
 def built_book(root, tmp_path_factory) -> BuiltBook:
-    """Execute every chapter into a copy of the book and build it, once (slow: minutes).
+    """Execute every chapter into a copy of the book, once per book profile (``ci`` then
+    ``smol``), and build it, once (slow: minutes).
 
     Chapters run with cwd = the repo root, so the runs/ caches are shared with `make book`.
     Shared by tests/test_notebooks.py (execution, build) and tests/test_browser.py (pages).
@@ -48,9 +49,11 @@ def built_book(root, tmp_path_factory) -> BuiltBook:
     book = tmp_path_factory.mktemp("book")
     for name in ["_config.yml", "_toc.yml"]:
         shutil.copy(root / name, book / name)
-    shutil.copytree(root / "book", book / "book", ignore=shutil.ignore_patterns("chapters"))
+    shutil.copytree(root / "book", book / "book",
+                    ignore=shutil.ignore_patterns(*(Path(p).name for p in runbook.BOOK_PARTS.values())))
     (book / "radis_utils").mkdir()
-    runs = runbook.execute_chapters(root / "notebooks", book / "book" / "chapters", "ci", cwd=root)
+    runs = {profile: runbook.execute_chapters(root / "notebooks", runbook.part_dir(book, profile), profile, cwd=root)
+            for profile in runbook.BOOK_PARTS}
     log = book / "jupyter-book.log"
     return BuiltBook(book, runs, runbook.build_book(book, log), log)
 

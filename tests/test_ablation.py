@@ -47,13 +47,20 @@ def tiny_cfg(backbone, runs, **kw):
     return load_profile("ci", **{**settings, **kw})
 
 
-def test_sources_follow_the_backbone():
-    org, hub = {"other": {"train_seed": 11}}, {"other": "owner/chat-model"}
+def test_sources_follow_the_backbone_and_leave_out_what_cannot_load(tmp_path, monkeypatch, capsys):
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    org, hub = {"other": {"train_seed": 11}}, {"other": str(tmp_path), "hub": "owner/chat-model",
+                                               "gone": str(tmp_path / "missing")}
     ci = load_profile("ci")
     assert [s.kind for s in ablation.sources_for(ci, org, hub)] == ["self", "organism"]
     full = load_profile("a100")
     got = ablation.sources_for(full, org, hub)
-    assert got[0] is SELF and got[1] == RationaleSource("other", model="owner/chat-model") and got[1].kind == "model"
+    assert got == [SELF, RationaleSource("other", model=str(tmp_path))] and got[1].kind == "model"
+    said = capsys.readouterr().out
+    assert "'hub' skipped: owner/chat-model is not in the local Hugging Face cache and HF_HUB_OFFLINE is set" in said
+    assert f"'gone' skipped: no folder {tmp_path / 'missing'}" in said
     with pytest.raises(ValueError, match="either organism fields or a model"):
         RationaleSource("x", organism={}, model="a/b")
 

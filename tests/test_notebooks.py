@@ -1,6 +1,9 @@
-"""Every chapter executes headless in the `ci` profile, and the real book builds from them."""
+"""Every chapter executes headless at `ci` (the organism) and at `smol` (SmolLM2-135M-Instruct on
+ALMA), and the real book builds from them, one part per profile."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 
@@ -9,25 +12,58 @@ from radis_utils import runbook
 pytestmark = pytest.mark.slow
 
 
-def test_every_chapter_executes_in_ci(built_book):
-    runs = built_book.runs
+@pytest.mark.parametrize("profile", list(runbook.BOOK_PARTS))
+def test_every_chapter_executes(built_book, profile):
+    runs = built_book.runs[profile]
     failed = {r.name: r.error for r in runs if not r.ok}
     assert not failed, failed
     assert len(runs) == len(runbook.chapters(runbook.project_root() / "notebooks"))
 
 
 def test_the_book_builds_from_the_executed_chapters(built_book):
-    book, runs = built_book.root, built_book.runs
+    book = built_book.root
     log = built_book.build_log.read_text(errors="replace")
     assert built_book.build_code == 0, f"jupyter-book build failed; the end of its log:\n{log[-3000:]}"
-    executed_nbs = [book / "book" / "chapters" / r.name for r in runs]
-    assert runbook.check_book(book, executed_nbs) == []
-    for nb in executed_nbs:
-        page = (book / "_build" / "html" / "book" / "chapters" / nb.name).with_suffix(".html")
-        assert "profile      : ci" in page.read_text(), f"{page.name} does not show its profile"
+    toc = (book / "_toc.yml").read_text()
+    for profile, runs in built_book.runs.items():
+        part = runbook.part_dir(book, profile)
+        listed = [part / r.name for r in runs if f"{part.relative_to(book).as_posix()}/{Path(r.name).stem}" in toc]
+        assert listed, f"no chapter of the {profile} part is in _toc.yml"
+        assert runbook.check_book(book, listed) == []
+        for nb in listed:
+            page = (book / "_build" / "html" / nb.relative_to(book)).with_suffix(".html")
+            assert f"profile      : {profile}" in page.read_text(), f"{page} does not show its profile"
 
 
 def test_every_chapter_is_in_the_toc(root):
     toc = (root / "_toc.yml").read_text()
     for nb in runbook.chapters(root / "notebooks"):
         assert f"book/chapters/{nb.stem}" in toc, f"{nb.name} missing from _toc.yml"
+    smol = [nb.stem for nb in runbook.chapters(root / "notebooks") if f"book/smol/{nb.stem}" in toc]
+    assert {"02_observation", "03_synthesis", "05_training", "06_evaluation"} <= set(smol), smol
+
+
+def test_smol_results_hold_every_column_of_tables_1_to_3(built_book, root):
+    """What chapter 06 at `smol` leaves in runs/smol/results/: per model BLEU and chrF per direction
+    with both averages, GSM8K and AdvBench (keyword judge) scored, MT-Bench and AlpacaEval answer
+    files written (their judge skipped without an endpoint), and RP over what ran."""
+    from radis_utils import evaluate
+    from radis_utils.config import load_profile
+    from radis_utils.evaluate import alpaca_eval, mt_bench
+
+    assert all(r.ok for r in built_book.runs["smol"]), "a smol chapter failed (see test_every_chapter_executes)"
+    cfg = load_profile("smol")
+    for method in (evaluate.BACKBONE, "vanilla", "seqkd", "sdft", "radis"):
+        path = evaluate.results_path(cfg, method, cfg.train.seeds[0])
+        result = evaluate.read_results(path, cfg)
+        table = result["translation"]
+        assert set(cfg.data.directions) | {"avg_en_xx", "avg_xx_en"} <= set(table), (path, list(table))
+        assert all(isinstance(table[d][m], float) for d in table for m in ("bleu", "chrf")), path
+        assert {"gsm8k", "advbench"} <= set(result["general"]), (path, result["general"])
+        details = result["general_details"]
+        assert "keyword" in details["advbench"]["judge"], details["advbench"]
+        assert details["gsm8k"]["n"] == cfg.eval.benchmark_limit
+        folder = cfg.runs_dir / "results" / "general" / path.stem
+        model_id = f"{cfg.profile}-{path.stem}"
+        assert mt_bench.answer_file(folder, model_id).is_file() and alpaca_eval.outputs_file(folder, model_id).is_file()
+        assert isinstance(result["rp"], float) and set(result.get("rp_benchmarks", result["general"])) <= set(result["general"])

@@ -25,8 +25,8 @@ def write_chapter(path: Path, body: str) -> None:
     nbformat.write(nb, path)
 
 
-def make_book(tmp: Path, root: Path, chapters: dict[str, str]) -> Path:
-    """A throw-away copy of the book frame with the given chapters."""
+def make_book(tmp: Path, root: Path, chapters: dict[str, str], parts: tuple[str, ...] = ("book/chapters",)) -> Path:
+    """A throw-away copy of the book frame with the given chapters, listed in each part folder."""
     shutil.copy(root / "_config.yml", tmp / "_config.yml")
     (tmp / "radis_utils").mkdir()
     (tmp / "book").mkdir()
@@ -34,7 +34,7 @@ def make_book(tmp: Path, root: Path, chapters: dict[str, str]) -> Path:
     toc = ["format: jb-book", "root: book/intro", "chapters:"]
     for name, body in chapters.items():
         write_chapter(tmp / "notebooks" / f"{name}.ipynb", body)
-        toc.append(f"  - file: book/chapters/{name}")
+    toc += [f"  - file: {part}/{name}" for part in parts for name in chapters]
     (tmp / "_toc.yml").write_text("\n".join(toc) + "\n")
     return tmp
 
@@ -43,7 +43,7 @@ def test_a_failing_chapter_fails_the_main_job(tmp_path, root):
     book = make_book(tmp_path, root, {"00_ok": "print('PROFILE is', PROFILE)",
                                       "01_broken": "raise RuntimeError('deliberate failure')",
                                       "02_after": "x = 1"})
-    proc = subprocess.run([sys.executable, "-m", "radis_utils.runbook", "--root", str(book)],
+    proc = subprocess.run([sys.executable, "-m", "radis_utils.runbook", "--root", str(book), "--profile", "ci"],
                           capture_output=True, text=True, cwd=root)
     assert proc.returncode != 0
     assert "01_broken.ipynb" in proc.stderr and "deliberate failure" in proc.stdout
@@ -53,12 +53,22 @@ def test_a_failing_chapter_fails_the_main_job(tmp_path, root):
     assert not (book / "_build" / "html" / "index.html").exists()  # no book from a failed run
 
 
-def test_a_good_run_builds_the_book_with_the_profile(tmp_path, root):
-    book = make_book(tmp_path, root, {"00_ok": "print('PROFILE is', PROFILE)"})
-    assert runbook.main(["--root", str(book), "--profile", "qlora"]) == 0
-    page = book / "_build" / "html" / "book" / "chapters" / "00_ok.html"
-    assert (book / "_build" / "html" / "index.html").is_file() and page.is_file()
-    assert "PROFILE is qlora" in page.read_text()
+def test_a_good_run_builds_the_book_with_one_part_per_profile(tmp_path, root):
+    book = make_book(tmp_path, root, {"00_ok": "print('PROFILE is', PROFILE)"}, ("book/chapters", "book/qlora"))
+    assert runbook.main(["--root", str(book), "--profile", "ci", "--profile", "qlora"]) == 0
+    assert (book / "_build" / "html" / "index.html").is_file()
+    for folder, profile in (("chapters", "ci"), ("qlora", "qlora")):
+        page = book / "_build" / "html" / "book" / folder / "00_ok.html"
+        assert page.is_file() and f"PROFILE is {profile}" in page.read_text()
+
+
+def test_the_default_run_executes_every_part_of_the_book(monkeypatch, tmp_path):
+    seen = []
+    monkeypatch.setattr(runbook, "execute_chapters",
+                        lambda nb_dir, out, profile, **kw: seen.append((profile, out)) or [])
+    assert runbook.main(["--root", str(tmp_path), "--no-build"]) == 0
+    assert seen == [(p, tmp_path / folder) for p, folder in runbook.BOOK_PARTS.items()]
+    assert list(runbook.BOOK_PARTS)[:2] == ["ci", "smol"]
 
 
 def test_check_book_reports_missing_pages_and_tracebacks(tmp_path):

@@ -98,3 +98,34 @@ def test_paper_vs_ours_labels_both_metrics():
     assert vanilla["ours: chrF, mean of en-sy"] == 99.0 and vanilla["ours: RP % on a"] == 35.0
     assert rows[2]["ours: chrF, mean of en-sy"] == "not run"
     assert rows[3]["paper: COMET X→en avg (LLaMA-2 / Mistral)"] == "80.79 / unreadable"
+
+
+def real(scores, rp, **general):
+    """A results file of a real backbone: 2 directions per side, benchmarks with details."""
+    translation = {d: {"chrf": c, "bleu": c / 2} for d, c in scores.items()}
+    return {"translation": translation, "rp": rp, "general": general,
+            "general_details": {b: {"n": 8, "judge": "keyword"} for b in general}}
+
+
+def test_translation_table_has_tables_1_2_shape():
+    backbone = real({"en-de": 40, "en-cs": 30, "de-en": 50}, 100.0, gsm8k=10.0)
+    methods = {"radis": [real({"en-de": 50, "en-cs": 40, "de-en": 60}, 90.0, gsm8k=9.0),
+                         real({"en-de": 60, "en-cs": 50, "de-en": 70}, 80.0, gsm8k=8.0)]}
+    rows = summary.translation_table(backbone, methods, "en-xx")
+    assert [r["model"] for r in rows] == ["backbone", "radis"]
+    assert rows[0] == {"model": "backbone", "seeds": "-", "en-de": 40, "en-cs": 30, "avg": 35.0}
+    assert rows[1]["en-de"] == 55.0 and rows[1]["avg"] == 50.0 and rows[1]["seeds"] == 2
+    assert [r["de-en"] for r in summary.translation_table(backbone, methods, "xx-en", "bleu")] == [25.0, 32.5]
+    assert summary.translation_table(real({"en-de": 1}, 100.0), {}, "xx-en") == []
+
+
+def test_general_table_has_table_3_shape_and_says_what_did_not_run():
+    backbone = real({"en-de": 40}, 100.0, gsm8k=10.0, advbench=50.0)
+    partial = real({"en-de": 40}, None, gsm8k=5.0)
+    rows = summary.general_table(backbone, {"vanilla": [real({"en-de": 40}, 75.0, gsm8k=5.0, advbench=50.0)],
+                                            "sdft": [partial]})
+    assert list(rows[0]) == ["model", "gsm8k (n=8, keyword)", "advbench (n=8, keyword)", "RP %"]
+    assert rows[1]["gsm8k (n=8, keyword)"] == 5.0 and rows[1]["RP %"] == 75.0
+    assert rows[2]["advbench (n=8, keyword)"] == "not run" and rows[2]["RP %"] == "not run"
+    organism = summary.general_table(fake(60, 100), {"radis": [fake(90, 80)]})
+    assert organism == [{"model": "backbone", "a": 100, "RP %": 100}, {"model": "radis", "a": 80, "RP %": 80}]
