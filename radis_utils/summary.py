@@ -172,8 +172,7 @@ def gradient_claims(results: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]
         w = check["measurement"]
         ours = (", ".join(check[f"{method}_{sign}"]) + f" units {sign} ({len(results)} seeds; {w['point']}, "
                 f"{w['preconditioner']}, {w['statistic']} cosine, {w['subset']})")
-        per_seed = [int(c.split("/")[0]) / int(c.split("/")[1]) >= gradients.THRESHOLD
-                    for c in check[f"{method}_{sign}"] if "/" in c and int(c.split("/")[1])]
+        per_seed = [v is not None and v >= gradients.THRESHOLD for v in check["shares"][method]]
         verdict = ("reproduced" if share >= gradients.THRESHOLD else "partly" if any(per_seed) else "not reproduced")
         rows.append({"claim": claim, "paper": said, "ours": ours,
                      "threshold": f"{sign} in ≥ {gradients.THRESHOLD:.0%} of units, mean of seeds",

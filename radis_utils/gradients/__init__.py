@@ -9,7 +9,7 @@
 from .features import (
     PRECONDITIONERS, Moments, adam_moments, feature, load_optimizer_state, trainer_param_order, zero_moments,
 )
-from .measure import SUBSETS, count_signs, layer_groups, measure, unit_gradients, unit_of, units_of
+from .measure import SUBSETS, Layout, count_signs, flat_gradient, layer_groups, measure, unit_of, units_of
 from .runs import (
     POINTS, PRIMARY, THRESHOLD, acceptance, identical_counts, iter_pairs, last_checkpoint, point_model,
     read_results, results_path, seed_similarity, share_with_sign, validation_items, values, verdict_line,
@@ -20,10 +20,10 @@ from .similarity import (
 )
 
 __all__ = [
-    "PAIR_METHODS", "POINTS", "PRECONDITIONERS", "PRIMARY", "SUBSETS", "THRESHOLD", "GradientItem", "GradientPair",
+    "Layout", "PAIR_METHODS", "POINTS", "PRECONDITIONERS", "PRIMARY", "SUBSETS", "THRESHOLD", "GradientItem", "GradientPair",
     "Moments", "acceptance", "adam_moments", "balanced_sample", "count_signs", "feature", "identical_counts",
     "items_from_records", "iter_pairs", "last_checkpoint", "layer_groups", "layer_of", "load_optimizer_state",
-    "measure", "pairs_for", "point_model", "project", "read_results", "results_path", "seed_similarity",
-    "share_with_sign", "span_loss", "span_means", "trainer_param_order", "unit_gradients", "unit_of", "units_of",
+    "flat_gradient", "measure", "pairs_for", "point_model", "project", "read_results", "results_path", "seed_similarity",
+    "share_with_sign", "span_loss", "span_means", "trainer_param_order", "unit_of", "units_of",
     "validation_items", "values", "verdict_line", "zero_moments",
 ]

@@ -103,12 +103,6 @@ def zero_moments(model: Any) -> Moments:
                    {n: torch.zeros_like(p, dtype=torch.float32) for n, p in named})
 
 
-def flat_moments(moments: Moments, units: Mapping[str, Sequence[str]]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-    """``(m, v)`` flattened and concatenated per unit, in the order of the unit's parameter names."""
-    return {u: (torch.cat([moments.m[n].reshape(-1) for n in names]), torch.cat([moments.v[n].reshape(-1) for n in names]))
-            for u, names in units.items()}
-
-
 def feature(g: torch.Tensor, preconditioner: str, m: torch.Tensor | None = None, v: torch.Tensor | None = None,
             moments: Moments | None = None) -> torch.Tensor:
     """The ``preconditioner``'s feature of the flat gradient ``g`` (``m``, ``v``: the same positions' moments)."""

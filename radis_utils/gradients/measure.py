@@ -22,7 +22,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import torch
 
-from .features import PRECONDITIONERS, Moments, feature, flat_moments, zero_moments
+from .features import PRECONDITIONERS, Moments, feature, zero_moments
 from .similarity import GradientPair, span_means
 
 SUBSETS = ("keep_identical", "skip_identical")
@@ -59,75 +59,94 @@ def layer_groups(units: Sequence[str]) -> dict[str, list[str]]:
     return groups
 
 
-def unit_gradients(model: Any, loss: torch.Tensor, units: Mapping[str, Sequence[str]],
-                   retain_graph: bool = False) -> dict[str, torch.Tensor]:
-    """Flat float32 gradient of ``loss`` per unit (``torch.autograd.grad``; ``.grad`` untouched)."""
+class Layout:
+    """The units' parameters flattened into one vector: ``names`` in unit order, ``index`` (unit of each
+    element) and ``membership`` (groups × units: the units themselves, then one group per layer)."""
+
+    def __init__(self, model: Any) -> None:
+        self.units = units_of(model)
+        self.names = [n for u in self.units for n in self.units[u]]
+        params = dict(model.named_parameters())
+        sizes = [sum(params[n].numel() for n in names) for names in self.units.values()]
+        self.index = torch.repeat_interleave(torch.arange(len(sizes)), torch.tensor(sizes))
+        layers = layer_groups(list(self.units))
+        self.groups = list(self.units) + [f"layer {k}" for k in layers]
+        order = {u: i for i, u in enumerate(self.units)}
+        self.membership = torch.zeros(len(self.groups), len(self.units), dtype=torch.float64)
+        for i, u in enumerate(self.units):
+            self.membership[i, i] = 1.0
+        for j, members in enumerate(layers.values()):
+            for u in members:
+                self.membership[len(self.units) + j, order[u]] = 1.0
+
+    def flat(self, tensors: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """``tensors`` (by parameter name) as one float32 vector in the layout's order."""
+        return torch.cat([tensors[n].reshape(-1).float() for n in self.names])
+
+    def dots(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """``(a·b, a·a, b·b)`` per group (3 × groups, float64), from per-unit sums."""
+        index = self.index.to(a.device)
+        per_unit = torch.stack([torch.zeros(len(self.units), dtype=torch.float64, device=a.device).index_add_(
+            0, index, (x * y).double()) for x, y in ((a, b), (a, a), (b, b))])
+        return per_unit.cpu() @ self.membership.T
+
+
+def flat_gradient(model: Any, loss: torch.Tensor, layout: Layout, retain_graph: bool = False) -> torch.Tensor:
+    """The float32 gradient of ``loss`` over the layout's parameters, flat (``.grad`` untouched)."""
     params = dict(model.named_parameters())
-    names = [n for u in units for n in units[u]]
-    grads = torch.autograd.grad(loss, [params[n] for n in names], retain_graph=retain_graph, allow_unused=True)
-    flat = {n: (torch.zeros_like(params[n], dtype=torch.float32) if g is None else g.float()).reshape(-1)
-            for n, g in zip(names, grads)}
-    return {u: torch.cat([flat[n] for n in units[u]]) for u in units}
+    grads = torch.autograd.grad(loss, [params[n] for n in layout.names], retain_graph=retain_graph, allow_unused=True)
+    return torch.cat([(torch.zeros_like(params[n], dtype=torch.float32) if g is None else g.float()).reshape(-1)
+                      for n, g in zip(layout.names, grads)])
 
 
 class _Running:
-    """Running sums of one (preconditioner, subset): per-unit dot products and summed features."""
+    """Running sums of one (preconditioner, subset): per-group cosines and the summed features."""
 
-    def __init__(self, units: Sequence[str], groups: Mapping[str, Sequence[str]]) -> None:
-        self.groups = {**{u: [u] for u in units}, **{f"layer {k}": list(v) for k, v in groups.items()}}
-        self.cos = dict.fromkeys(self.groups, 0.0)
-        self.sq = dict.fromkeys(self.groups, 0.0)
-        self.count = dict.fromkeys(self.groups, 0)
-        self.sum_a: dict[str, torch.Tensor] = {}
-        self.sum_b: dict[str, torch.Tensor] = {}
+    def __init__(self, layout: Layout) -> None:
+        self.layout = layout
+        n = len(layout.groups)
+        self.cos, self.sq = torch.zeros(n, dtype=torch.float64), torch.zeros(n, dtype=torch.float64)
+        self.count = torch.zeros(n, dtype=torch.int64)
+        self.sum_a: torch.Tensor | None = None
+        self.sum_b: torch.Tensor | None = None
 
-    def add(self, a: Mapping[str, torch.Tensor], b: Mapping[str, torch.Tensor]) -> None:
-        dots = {u: (float(a[u] @ b[u]), float(a[u] @ a[u]), float(b[u] @ b[u])) for u in a}
-        for group, members in self.groups.items():
-            ab, aa, bb = (sum(dots[u][i] for u in members) for i in range(3))
-            if aa > 0 and bb > 0:
-                c = ab / math.sqrt(aa * bb)
-                self.cos[group] += c
-                self.sq[group] += c * c
-                self.count[group] += 1
-        for u in a:
-            self.sum_a[u] = self.sum_a[u] + a[u] if u in self.sum_a else a[u].clone()
-            self.sum_b[u] = self.sum_b[u] + b[u] if u in self.sum_b else b[u].clone()
+    def add(self, a: torch.Tensor, b: torch.Tensor, dots: torch.Tensor) -> None:
+        """One pair's flat features ``a``, ``b`` and their group ``dots`` (``Layout.dots``)."""
+        ok = (dots[1] > 0) & (dots[2] > 0)
+        c = torch.where(ok, dots[0] / torch.sqrt(torch.where(ok, dots[1] * dots[2], 1.0)), 0.0)
+        self.cos += c
+        self.sq += c * c
+        self.count += ok
+        self.sum_a = a.clone() if self.sum_a is None else self.sum_a + a
+        self.sum_b = b.clone() if self.sum_b is None else self.sum_b + b
 
-    def stats(self, prefix: bool) -> dict[str, list]:
-        """``units``, ``mean``, ``std``, ``count``, ``summed`` of the unit (``prefix`` False) or layer groups."""
-        keys = [g for g in self.groups if g.startswith("layer ") == prefix]
-        out: dict[str, list] = {"units": [g.removeprefix("layer ") for g in keys], "mean": [], "std": [], "count": [],
-                                "summed": []}
-        for g in keys:
-            n = self.count[g]
-            mean = self.cos[g] / n if n else None
+    def stats(self, layers: bool) -> dict[str, list]:
+        """``units``, ``mean``, ``std``, ``count``, ``summed`` of the units (``layers`` False) or the layers."""
+        keep = [i for i, g in enumerate(self.layout.groups) if g.startswith("layer ") == layers]
+        summed = self.layout.dots(self.sum_a, self.sum_b) if self.sum_a is not None else None
+        out: dict[str, list] = {"units": [self.layout.groups[i].removeprefix("layer ") for i in keep],
+                                "mean": [], "std": [], "count": [], "summed": []}
+        for i in keep:
+            n = int(self.count[i])
+            mean = float(self.cos[i]) / n if n else None
             out["mean"].append(mean)
-            out["std"].append(math.sqrt(max(self.sq[g] / n - mean * mean, 0.0)) if n else None)
+            out["std"].append(math.sqrt(max(float(self.sq[i]) / n - mean * mean, 0.0)) if n else None)
             out["count"].append(n)
-            out["summed"].append(self._summed(self.groups[g]))
+            ok = summed is not None and summed[1, i] > 0 and summed[2, i] > 0
+            out["summed"].append(float(summed[0, i] / torch.sqrt(summed[1, i] * summed[2, i])) if ok else None)
         return out
 
-    def _summed(self, members: Sequence[str]) -> float | None:
-        if not self.sum_a:
-            return None
-        ab, aa, bb = (sum(float(x[u] @ y[u]) for u in members)
-                      for x, y in ((self.sum_a, self.sum_b), (self.sum_a, self.sum_a), (self.sum_b, self.sum_b)))
-        return ab / math.sqrt(aa * bb) if aa > 0 and bb > 0 else None
 
-
-def _pair_gradients(model: Any, pair: GradientPair, units: Mapping[str, Sequence[str]]
-                    ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-    """Raw per-unit gradients of the MT loss and of the regulariser for one pair."""
+def _pair_gradients(model: Any, pair: GradientPair, layout: Layout) -> tuple[torch.Tensor, torch.Tensor]:
+    """Raw flat gradients of the MT loss and of the regulariser for one pair."""
     if pair.mt is pair.reg:  # RaDis: one forward pass, two spans
         mt_loss, reg_loss = span_means(model, pair.mt, [pair.mt_span, pair.reg_span])
-    else:
-        mt_loss, = span_means(model, pair.mt, [pair.mt_span])
-        if pair.identical:  # the same sequence and span: the same gradient
-            g = unit_gradients(model, mt_loss, units)
-            return g, g
-        reg_loss, = span_means(model, pair.reg, [pair.reg_span])
-    return (unit_gradients(model, mt_loss, units, retain_graph=True), unit_gradients(model, reg_loss, units))
+    elif pair.mt.input_ids == pair.reg.input_ids and pair.mt_span == pair.reg_span:  # one loss: one gradient
+        g = flat_gradient(model, span_means(model, pair.mt, [pair.mt_span])[0], layout)
+        return g, g
+    else:  # Seq-KD, SDFT: two sequences in one batch of two
+        mt_loss, reg_loss = span_means(model, pair.mt, [pair.mt_span], pair.reg, pair.reg_span)
+    return flat_gradient(model, mt_loss, layout, retain_graph=True), flat_gradient(model, reg_loss, layout)
 
 
 def measure(model: Any, pairs: Iterable[GradientPair | None], moments: Moments | None = None,
@@ -139,32 +158,31 @@ def measure(model: Any, pairs: Iterable[GradientPair | None], moments: Moments |
     mode; every module's training flag is restored afterwards. Returns
     ``{"pairs", "skipped", "identical", "results": {prec: {subset: {"module": stats, "layer": stats}}}}``.
     """
-    units = units_of(model)
+    layout = Layout(model)
     moments = moments or zero_moments(model)
-    mv = flat_moments(moments, units) if any(p != "sgd" for p in preconditioners) else {}
-    groups = layer_groups(list(units))
-    running = {(p, s): _Running(list(units), groups) for p in preconditioners for s in SUBSETS}
+    m, v = layout.flat(moments.m), layout.flat(moments.v)
+    running = {(p, s): _Running(layout) for p in preconditioners for s in SUBSETS}
     used = skipped = identical = 0
-    modes = [(m, m.training) for m in model.modules()]
+    modes = [(mod, mod.training) for mod in model.modules()]
     model.eval()
     try:
         for pair in pairs:
             if pair is None:
                 skipped += 1
                 continue
-            g_mt, g_reg = _pair_gradients(model, pair, units)
+            g_mt, g_reg = _pair_gradients(model, pair, layout)
             for prec in preconditioners:
-                a = {u: feature(g_mt[u], prec, *mv.get(u, (None, None)), moments=moments) for u in units}
-                b = a if g_reg is g_mt else {
-                    u: feature(g_reg[u], prec, *mv.get(u, (None, None)), moments=moments) for u in units}
-                running[prec, "keep_identical"].add(a, b)
+                a = feature(g_mt, prec, m, v, moments)
+                b = a if g_reg is g_mt else feature(g_reg, prec, m, v, moments)
+                dots = layout.dots(a, b)
+                running[prec, "keep_identical"].add(a, b, dots)
                 if not pair.identical:
-                    running[prec, "skip_identical"].add(a, b)
+                    running[prec, "skip_identical"].add(a, b, dots)
             used += 1
             identical += pair.identical
     finally:
-        for m, mode in modes:
-            m.training = mode
+        for mod, mode in modes:
+            mod.training = mode
     results = {p: {s: {"module": running[p, s].stats(False), "layer": running[p, s].stats(True)} for s in SUBSETS}
                for p in preconditioners}
     return {"pairs": used, "skipped": skipped, "identical": identical, "results": results}

@@ -186,7 +186,7 @@ def acceptance(results: Sequence[Mapping[str, Any]], **where: Any) -> dict[str, 
     complete = bool(results) and all(v is not None for vs in shares.values() for v in vs)
     mean = {m: sum(vs) / len(vs) if complete else None for m, vs in shares.items()}
     return {"measurement": _measurement(where), "threshold": THRESHOLD, "seeds": [r["seed"] for r in results],
-            "radis_positive": counts["radis"], "seqkd_negative": counts["seqkd"], "mean_share": mean,
+            "radis_positive": counts["radis"], "seqkd_negative": counts["seqkd"], "shares": shares, "mean_share": mean,
             "passed": all(v >= THRESHOLD for v in mean.values()) if complete else None}
 
 

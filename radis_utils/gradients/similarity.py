@@ -108,17 +108,21 @@ def _n_tokens(ex: Tokenized, span: int) -> int:
     return sum(1 for lab, s in zip(ex.labels[1:], ex.spans[1:]) if s == span and lab != losses.IGNORE)
 
 
-def span_means(model: Any, ex: Tokenized, spans: Sequence[int]) -> list[torch.Tensor]:
-    """Mean cross-entropy over the learned tokens of each of ``spans`` in one forward pass."""
+def span_means(model: Any, ex: Tokenized, spans: Sequence[int], other: Tokenized | None = None,
+               other_span: int | None = None) -> list[torch.Tensor]:
+    """Mean cross-entropy over the learned tokens of each of ``spans`` of ``ex``, and of ``other_span`` of
+    ``other`` when given: one forward pass (``other`` rides in the same right-padded batch)."""
     device = next(model.parameters()).device
-    batch = {k: v.to(device) for k, v in losses.collate([ex], pad_id=0).items()}
+    rows = [ex] if other is None else [ex, other]
+    batch = {k: v.to(device) for k, v in losses.collate(rows, pad_id=0).items()}
     tok, span_of = losses.token_losses(model, batch)
+    wanted = [(0, span) for span in spans] + ([] if other is None else [(1, other_span)])
     out = []
-    for span in spans:
-        mask = span_of == span
+    for row, span in wanted:
+        mask = span_of[row] == span
         if not mask.any():
             raise ValueError(f"span {losses.SPANS[span]!r} has no learned tokens in this example")
-        out.append(tok[mask].mean())
+        out.append(tok[row][mask].mean())
     return out
 
 
