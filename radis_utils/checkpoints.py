@@ -9,11 +9,14 @@ A run killed at a checkpoint and started again must end where an uninterrupted r
   with (``train.train_key``) and, per session, its steps, seconds, tokens and loss sums. A resume
   refuses a checkpoint of other settings (``resume_point``); the finished run's summary adds the
   sessions up (``merge_sessions``), so it covers every step, not only the last session's.
+- ``KeepMidpoint`` saves one more checkpoint at half the run's steps and keeps a copy in
+  ``<adapter>/midpoint/`` (the Trainer rotates ``checkpoints/``), for fig. 4 at mid-training.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -26,6 +29,7 @@ from transformers.trainer_pt_utils import LengthGroupedSampler, get_length_group
 from .records import settings_diff, write_json
 
 LEDGER = "radis_run.json"
+MIDPOINT = "midpoint"  # <adapter>/midpoint/checkpoint-N: the run's state at half its steps
 MARKER = "trainer_state.json"  # written last by the Trainer: a checkpoint holding it is complete
 
 
@@ -77,6 +81,39 @@ class Ledger(TrainerCallback):
             folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
             write_json(folder / LEDGER, {"key": self.key,
                                          "sessions": [*self.earlier, self.session(state.global_step)]})
+
+
+class KeepMidpoint(TrainerCallback):
+    """Saves a checkpoint at step ``max_steps // 2`` and copies it to ``<out>/midpoint/checkpoint-N``.
+
+    Saving reads the state and draws no random number, so the run's trajectory is unchanged. Add it
+    after ``Ledger`` so the copy holds the ledger; the copy is atomic (a temporary folder renamed).
+    """
+
+    def __init__(self, out: Path) -> None:
+        self.out = Path(out)
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
+        if state.global_step == state.max_steps // 2:
+            control.should_save = True
+        return control
+
+    def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if not state.is_world_process_zero or state.global_step != state.max_steps // 2:
+            return
+        source = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        target = self.out / MIDPOINT / source.name
+        if target.is_dir():
+            return
+        tmp = target.with_name(f".{target.name}.tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(source, tmp)
+        tmp.rename(target)
+
+
+def midpoint_checkpoint(adapter_dir: str | Path) -> Path | None:
+    """The adapter's kept ``midpoint/checkpoint-N`` (with its optimizer state), or ``None``."""
+    return last_checkpoint(Path(adapter_dir) / MIDPOINT, "optimizer.pt")
 
 
 def step_of(checkpoint: Path | None) -> int:

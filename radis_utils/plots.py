@@ -160,9 +160,9 @@ def log_series(log: Sequence[dict[str, Any]], key: str) -> tuple[list[float], li
 METHOD_COLOURS = {"vanilla": "#999999", "seqkd": "#E69F00", "sdft": "#CC79A7", "radis": "#009E73"}
 
 
-def layer_bars(panels: dict[str, dict[str, Sequence[float | None]]], layers: Sequence[int],
-               ylabel: str = "mean cosine(∇MT, ∇reg)", ncols: int | None = None) -> Any:
-    """One panel per key (e.g. a seed), grouped bars per layer, one bar per method; ``None`` = no bar.
+def layer_bars(panels: dict[str, dict[str, Sequence[float | None]]], layers: Sequence[Any],
+               ylabel: str = "mean cosine(∇MT, ∇reg)", ncols: int | None = None, xlabel: str = "layer") -> Any:
+    """One panel per key (e.g. a seed), grouped bars per layer (or unit), one bar per method; ``None`` = no bar.
 
     The y axis is shared and symmetric around 0, so the sign of every bar reads at a glance.
     """
@@ -171,7 +171,7 @@ def layer_bars(panels: dict[str, dict[str, Sequence[float | None]]], layers: Seq
     apply_style()
     ncols = ncols or len(panels)
     nrows = -(-len(panels) // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(max(4.2, 0.5 * len(layers) + 2.6) * ncols, 3.2 * nrows),
+    fig, axes = plt.subplots(nrows, ncols, figsize=(max(4.2, (0.5 if len(layers) <= 12 else 0.32) * len(layers) + 2.6) * ncols, 3.2 * nrows),
                              squeeze=False, sharey=True)
     values = [abs(v) for series in panels.values() for vs in series.values() for v in vs if v is not None]
     top = max(values, default=1.0) * 1.15 or 1.0
@@ -183,8 +183,10 @@ def layer_bars(panels: dict[str, dict[str, Sequence[float | None]]], layers: Seq
             ax.bar([x for x, _ in kept], [v for _, v in kept], width, label=method,
                    color=METHOD_COLOURS.get(method.split()[0].lower().replace("-", "")))
         ax.axhline(0, color="black", lw=0.8)
-        ax.set_xticks(range(len(layers)), [str(layer) for layer in layers])
-        ax.set_xlabel("layer")
+        labels = [str(layer) for layer in layers]
+        ax.set_xticks(range(len(layers)), labels, rotation=90 if max(map(len, labels), default=0) > 3 else 0,
+                      fontsize=8 if len(labels) > 12 else None)
+        ax.set_xlabel(xlabel)
         ax.set_ylim(-top, top)
         ax.set_title(title, loc="left", fontsize=9)
     for ax in axes.flat[len(panels):]:

@@ -37,7 +37,7 @@ from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArgu
 from . import data as data_mod
 from . import models, synthesis
 from .checkpoints import (  # noqa: F401  (last_checkpoint: re-exported)
-    Ledger, SeededLengthGroupedSampler, last_checkpoint, merge_sessions, resume_point, step_of,
+    KeepMidpoint, Ledger, SeededLengthGroupedSampler, last_checkpoint, merge_sessions, resume_point, step_of,
 )
 from .config import METHODS, Config, ConfigError, apply_runtime, device_name, load_profile, progress, versions
 from .losses import REFERENCE, RATIONALE, Tokenized, collate, span_losses, tokenize_example
@@ -340,7 +340,7 @@ def _train(cfg: Config, method: str, seed: int, out: Path, key: dict[str, Any], 
     args = training_arguments(cfg, out, seed, method, **overrides)
     ledger = Ledger(key, sessions, step_of(last))
     trainer = SpanTrainer(model=model, args=args, train_dataset=features, data_collator=collator,
-                          callbacks=[ProgressBar(f"train {method} seed {seed}"), ledger, *callbacks],
+                          callbacks=[ProgressBar(f"train {method} seed {seed}"), ledger, KeepMidpoint(out), *callbacks],
                           rationale_weight=cfg.train.rationale_weight,
                           group_seed=seed if cfg.train.group_by_length else None)
     ledger.counters = trainer.session_counters

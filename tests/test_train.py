@@ -161,6 +161,23 @@ def test_train_resumes_after_interruption_and_loads_back(backbone, tmp_path):
     assert torch.allclose(merged(input_ids=ids).logits, tuned(input_ids=ids).logits, atol=1e-4)
 
 
+def test_the_kept_midpoint_leaves_the_run_as_it_was(backbone, tmp_path, monkeypatch):
+    """``KeepMidpoint`` adds a save at step 3 of 6 (save_steps 4 would not save there) and keeps a copy;
+    the run ends on the same weights as one without it."""
+    from safetensors.torch import load_file
+
+    kept = train.train(tiny_cfg(backbone, tmp_path / "kept", train__save_steps=4), "vanilla", 0)
+    mid = kept / "midpoint" / "checkpoint-3"
+    assert (mid / "optimizer.pt").is_file() and (mid / "radis_run.json").is_file()
+    assert sorted(p.name for p in (kept / "checkpoints").iterdir()) == ["checkpoint-4", "checkpoint-6"]
+    monkeypatch.setattr(train, "KeepMidpoint", lambda out: TrainerCallback())
+    plain = train.train(tiny_cfg(backbone, tmp_path / "plain", train__save_steps=4), "vanilla", 0)
+    assert not (plain / "midpoint").exists()
+    a, b = adapter_weights(kept), adapter_weights(plain)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert any(not torch.equal(w, a[k]) for k, w in load_file(str(mid / "adapter_model.safetensors")).items())
+
+
 class EndInterrupt(TrainerCallback):
     """Stops the run after its last checkpoint, before the adapter and summary are written."""
 

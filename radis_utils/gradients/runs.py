@@ -1,21 +1,32 @@
-"""Chapter 08's runs (paper §5.3, fig. 4): each method's own trained adapter (not merged, LoRA
-trainable), a sample balanced across directions joined with the synthesis records, ``sgd`` and
-``adam`` (the adapter's last optimizer state), kept in ``runs/<profile>/results/gradients-seed<k>.json``.
+"""Chapter 08's runs (paper §5.3, fig. 4) at three points of each method's training, per seed.
+
+Points (``POINTS``): ``backbone`` (the backbone with the run's fresh LoRA, seeded as ``train``
+seeds it: ``B = 0``, so only ``lora_B`` gets a gradient; zero optimizer state), ``mid`` (the
+checkpoint ``train`` keeps at half its steps, ``checkpoints.KeepMidpoint``, with its Adam state)
+and ``end`` (the finished adapter, with the state of its last checkpoint). Results land in
+``runs/<profile>/results/gradients-seed<k>.json``: ``methods[method][point]`` holds the
+checkpoint, the pair counts and ``results[preconditioner][subset][granularity]`` (``measure``).
 """
 
 from __future__ import annotations
 
 import json
-import math
-from collections import Counter
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from ..records import write_json
-from .similarity import (
-    PAIR_METHODS, GradientItem, GradientPair, balanced_sample, count_signs, gradient_similarity, pairs_for,
-)
+from .features import PRECONDITIONERS, Moments, adam_moments
+from .measure import count_signs, measure
+from .similarity import PAIR_METHODS, GradientItem, GradientPair, balanced_sample, pairs_for
+
+POINTS = ("backbone", "mid", "end")
+#: The acceptance reads one declared measurement: the paper's procedure as far as its text says
+#: (LESS's Adam features, every validation pair kept, a cosine per example averaged), at mid-training.
+PRIMARY = {"point": "mid", "preconditioner": "less", "subset": "keep_identical", "statistic": "mean",
+           "granularity": "module"}
+THRESHOLD = 0.7  # issue 15: RaDis > 0 in ≥ 70 % of units, Seq-KD < 0 in ≥ 70 %, at mid-training
 
 
 def last_checkpoint(adapter_dir: str | Path) -> Path | None:
@@ -28,7 +39,7 @@ def last_checkpoint(adapter_dir: str | Path) -> Path | None:
 def validation_items(cfg: Any, per_direction: int, seed: int = 0, examples: Sequence[Any] | None = None,
                      methods: Sequence[str] = PAIR_METHODS) -> list[GradientItem]:
     """``per_direction`` training examples of each direction (``balanced_sample``) joined by id with the
-    profile's synthesis records of ``methods`` (Seq-KD's ``y'`` cut by ``eval.extraction``, as trained)."""
+    profile's synthesis records of ``methods`` (Seq-KD's ``y'`` cut by ``seqkd_rule``, as trained)."""
     from .. import data, train
     from ..replies import seqkd_rule, split_reply
 
@@ -43,19 +54,9 @@ def validation_items(cfg: Any, per_direction: int, seed: int = 0, examples: Sequ
             for e in sample]
 
 
-def without_identical(items: Sequence[GradientItem]) -> tuple[list[GradientItem], dict[str, int]]:
-    """Items with ``y'`` / ``ỹ`` blanked where they equal ``y`` (then the two losses coincide and the
-    cosine is 1 by construction), and how many were blanked per field."""
-    from dataclasses import replace
-
-    counts = {"own": 0, "paraphrase": 0}
-    out = []
-    for item in items:
-        same = {f: "" for f in counts if getattr(item, f).strip() == item.reference.strip()}
-        for f in same:
-            counts[f] += 1
-        out.append(replace(item, **same))
-    return out, counts
+def identical_counts(items: Sequence[GradientItem]) -> dict[str, int]:
+    """How many items have ``y'`` (``own``) or ``ỹ`` (``paraphrase``) equal to ``y``."""
+    return {f: sum(getattr(i, f).strip() == i.reference.strip() for i in items) for f in ("own", "paraphrase")}
 
 
 def iter_pairs(method: str, items: Iterable[Any], tokenizer: Any,
@@ -63,6 +64,27 @@ def iter_pairs(method: str, items: Iterable[Any], tokenizer: Any,
     """``pairs_for`` one item at a time: tokenized lazily, so memory does not grow with the sample."""
     for item in items:
         yield pairs_for(method, [item], tokenizer, max_length)[0]
+
+
+def point_model(cfg: Any, method: str, seed: int, point: str) -> tuple[Any, Moments | None, dict[str, Any]] | None:
+    """The model (LoRA trainable), its Adam moments (``None``: zero) and where they come from, at ``point``;
+    ``None`` when the adapter has no such checkpoint (trained before midpoints were kept)."""
+    import torch
+
+    from .. import checkpoints, models, train
+
+    if point == "backbone":
+        model, _ = models.load_backbone(cfg)
+        torch.manual_seed(seed)  # as train seeds the LoRA initialisation
+        return models.add_lora(cfg, model).eval(), None, {"checkpoint": None, "step": 0}
+    adapter = train.train(cfg, method, seed)
+    ckpt = checkpoints.midpoint_checkpoint(adapter) if point == "mid" else last_checkpoint(adapter)
+    if ckpt is None:
+        return None
+    weights = ckpt if point == "mid" else adapter
+    model = models.load_adapter(cfg, weights, trainable=True)
+    info = {"checkpoint": str(ckpt.relative_to(adapter.parent)), "step": checkpoints.step_of(ckpt)}
+    return model, adam_moments(model, ckpt), info
 
 
 def results_path(cfg: Any, seed: int) -> Path:
@@ -80,85 +102,105 @@ def read_results(path: str | Path, cfg: Any = None) -> dict[str, Any]:
     result = json.loads(path.read_text(encoding="utf-8"))
     if cfg is not None:
         check_provenance(path, result, cfg, "delete the file to recompute")
+    if "points" not in result.get("options", {}):
+        raise ResultsError(f"{path}: written by an older chapter 08 (no 'options.points'); delete it to recompute")
     return result
 
 
 def seed_similarity(cfg: Any, seed: int, methods: Sequence[str] = PAIR_METHODS, per_direction: int = 128,
-                    preconditioners: Sequence[str] = ("sgd", "adam"), sample_seed: int = 0,
-                    skip_identical: bool = True) -> dict[str, Any]:
-    """Fig. 4 for one seed: per-layer similarity on each method's own trained adapter (chapter 05).
+                    sample_seed: int = 0, points: Sequence[str] = POINTS,
+                    preconditioners: Sequence[str] = PRECONDITIONERS) -> dict[str, Any]:
+    """Fig. 4 for one seed: per-unit similarity at each of ``points`` of each method's run (chapter 05).
 
     Cached in ``results_path(cfg, seed)``: reused when the options match, recomputed when only the
-    options differ, refused (``ResultsError``) when written under another profile or config. ``adam``
-    uses the optimizer state of the adapter's last checkpoint (``None`` where there is none).
+    options differ, refused (``ResultsError``) when written under another profile or config.
     """
-    from .. import models, paper, train
+    from .. import models, paper
     from ..config import device_name, progress, versions
 
     path = results_path(cfg, seed)
-    options = {"methods": list(methods), "per_direction": per_direction, "preconditioners": list(preconditioners),
-               "sample_seed": sample_seed, "skip_identical": skip_identical, "max_length": cfg.train.max_length}
+    options = {"methods": list(methods), "per_direction": per_direction, "sample_seed": sample_seed,
+               "points": list(points), "preconditioners": list(preconditioners), "max_length": cfg.train.max_length}
     if path.is_file():
         done = read_results(path, cfg)
         if done.get("options") == options:
             return done
     start = time.time()
     items = validation_items(cfg, per_direction, sample_seed, methods=methods)
-    items, identical = without_identical(items) if skip_identical else (items, {})
     tokenizer = models.load_tokenizer(cfg)
     out: dict[str, dict[str, Any]] = {}
     for method in methods:
-        adapter = train.train(cfg, method, seed)
-        model, ckpt = models.load_adapter(cfg, adapter, trainable=True), last_checkpoint(adapter)
         out[method] = {}
-        for prec in preconditioners:
-            if prec == "adam" and ckpt is None:
-                out[method][prec] = None
+        for point in points:
+            loaded = point_model(cfg, method, seed, point)
+            if loaded is None:
+                out[method][point] = None
                 continue
-            pairs = progress(iter_pairs(method, items, tokenizer, cfg.train.max_length), f"gradients {method} {prec}",
-                             total=len(items), unit="example")
-            res = gradient_similarity(model, pairs, prec, ckpt if prec == "adam" else None)
-            res["signs"] = count_signs(res["cosine"])
-            res["cosine"], res["cosine_std"] = _no_nan(res["cosine"]), _no_nan(res["cosine_std"])
-            res["checkpoint"] = ckpt.name if prec == "adam" else None
-            out[method][prec] = res
-        del model
-    directions = dict(Counter(item.direction for item in items))
+            model, moments, info = loaded
+            pairs = progress(iter_pairs(method, items, tokenizer, cfg.train.max_length),
+                             f"gradients {method} {point}", total=len(items), unit="example")
+            out[method][point] = {**info, **measure(model, pairs, moments, preconditioners)}
+            del model
     result = {"profile": cfg.profile, "config_hash": models.config_hash(cfg), "settings": cfg.to_dict(),
-              "seed": seed, "options": options,
-              "sample": {"items": len(items), "per_direction": directions, "identical_blanked": identical},
+              "seed": seed, "options": options, "primary": PRIMARY, "threshold": THRESHOLD,
+              "sample": {"items": len(items), "per_direction": dict(Counter(i.direction for i in items)),
+                         "identical": identical_counts(items)},
               "methods": out, "paper": {"value": paper.GRADIENT_SIGNS.value, "where": paper.GRADIENT_SIGNS.where},
               "versions": versions(), "device": device_name(), "elapsed_s": round(time.time() - start, 1)}
     write_json(path, result, indent=1)
     return result
 
 
-def _no_nan(values: Sequence[float]) -> list[float | None]:
-    return [None if v is None or math.isnan(v) else v for v in values]
+def values(result: Mapping[str, Any], method: str, point: str, preconditioner: str, subset: str,
+           statistic: str = "mean", granularity: str = "module") -> tuple[list[str], list[float | None]] | None:
+    """``(units, values)`` of one measurement in a results file, or ``None`` where it was not run."""
+    entry = (result["methods"].get(method) or {}).get(point)
+    stats = (((entry or {}).get("results") or {}).get(preconditioner) or {}).get(subset, {}).get(granularity)
+    return (stats["units"], stats[statistic]) if stats else None
 
 
-def sign_verdict(result: Mapping[str, Any], preconditioner: str = "sgd") -> str:
-    """One computed line: layers where RaDis's cosine is positive and Seq-KD's negative, beside the paper's
-    counts, and whether the paper's pattern (RaDis mostly aligned, Seq-KD mostly opposed) holds here."""
-    methods = result["methods"]
-    got = {m: (methods.get(m) or {}).get(preconditioner) for m in PAIR_METHODS}
-    if got["radis"] is None or got["seqkd"] is None:
-        return f"seed {result['seed']} ({preconditioner}): RaDis and Seq-KD are both needed for the verdict"
-    r, s = got["radis"]["signs"], got["seqkd"]["signs"]
-    p = result["paper"]["value"]
-    sdft = got["sdft"]["signs"] if got["sdft"] else None
-    extra = f", SDFT positive in {sdft['positive']}/{sdft['total']}" if sdft else ""
-    holds = r["positive"] > r["total"] / 2 and s["negative"] > s["total"] / 2
-    clear = (f" ({_clear(got['radis'], 1)} and {_clear(got['seqkd'], -1)} of them beyond 2 standard errors)"
-             if "count" in got["radis"] else "")
-    return (f"seed {result['seed']} ({preconditioner}): RaDis positive in {r['positive']}/{r['total']} layers, "
-            f"Seq-KD negative in {s['negative']}/{s['total']}{clear}{extra}"
-            f" | paper: RaDis positive {p['radis_positive']}/"
-            f"{p['layers']}, Seq-KD negative {p['seqkd_negative']}/{p['layers']} | paper's pattern "
-            f"{'holds' if holds else 'does NOT hold'} here")
+def share_with_sign(result: Mapping[str, Any], method: str, sign: int, **where: Any) -> tuple[int, int] | None:
+    """``(units with the sign, units with a value)`` of one measurement (``where``: ``values``' keywords)."""
+    got = values(result, method, **_measurement(where))
+    if got is None:
+        return None
+    signs = count_signs(got[1])
+    return signs["positive" if sign > 0 else "negative"], signs["total"]
 
 
-def _clear(res: Mapping[str, Any], sign: int) -> int:
-    """Layers whose mean cosine has ``sign`` and lies more than 2 standard errors from 0."""
-    return sum(1 for c, sd, n in zip(res["cosine"], res["cosine_std"], res["count"])
-               if c is not None and n > 1 and sign * c > 2 * sd / math.sqrt(n - 1))
+def _measurement(where: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: where.get(k, PRIMARY[k]) for k in PRIMARY}
+
+
+def acceptance(results: Sequence[Mapping[str, Any]], **where: Any) -> dict[str, Any]:
+    """Issue 15's fig. 4 check on ``results`` (one per seed): the share of units where RaDis's cosine is
+    positive and Seq-KD's negative, per seed and on average, against ``THRESHOLD`` (``where``: another
+    measurement than ``PRIMARY``). ``passed`` is ``None`` when a seed lacks either method."""
+    shares: dict[str, list[float | None]] = {"radis": [], "seqkd": []}
+    counts: dict[str, list[str]] = {"radis": [], "seqkd": []}
+    for res in results:
+        for method, sign in (("radis", 1), ("seqkd", -1)):
+            got = share_with_sign(res, method, sign, **where)
+            shares[method].append(got[0] / got[1] if got and got[1] else None)
+            counts[method].append(f"{got[0]}/{got[1]}" if got else "not run")
+    complete = bool(results) and all(v is not None for vs in shares.values() for v in vs)
+    mean = {m: sum(vs) / len(vs) if complete else None for m, vs in shares.items()}
+    return {"measurement": _measurement(where), "threshold": THRESHOLD, "seeds": [r["seed"] for r in results],
+            "radis_positive": counts["radis"], "seqkd_negative": counts["seqkd"], "shares": shares, "mean_share": mean,
+            "passed": all(v >= THRESHOLD for v in mean.values()) if complete else None}
+
+
+def verdict_line(check: Mapping[str, Any]) -> str:
+    """One computed sentence for ``acceptance``'s result, with the paper's counts beside ours."""
+    from .. import paper
+
+    p, w = paper.GRADIENT_SIGNS.value, check["measurement"]
+    where = f"{w['point']}, {w['preconditioner']}, {w['statistic']} cosine, {w['subset']}, per {w['granularity']}"
+    if check["passed"] is None:
+        return f"fig. 4 ({where}): RaDis and Seq-KD are both needed in every seed"
+    m = check["mean_share"]
+    return (f"fig. 4 ({where}): RaDis positive in {', '.join(check['radis_positive'])} units "
+            f"(mean {m['radis']:.0%}), Seq-KD negative in {', '.join(check['seqkd_negative'])} (mean {m['seqkd']:.0%})"
+            f" | paper: RaDis positive {p['radis_positive']}/{p['layers']} layers ({p['radis_positive'] / p['layers']:.0%}),"
+            f" Seq-KD negative {p['seqkd_negative']}/{p['layers']} ({p['seqkd_negative'] / p['layers']:.0%})"
+            f" | threshold {check['threshold']:.0%} for both: {'met' if check['passed'] else 'NOT met'}")

@@ -1,11 +1,4 @@
-"""Per-layer gradient similarity between the MT loss and each method's regulariser (paper §5.3, fig. 4).
-
-For every example and every transformer layer we take the gradient of the MT loss and the
-gradient of the method's regularisation loss over that layer's trainable (LoRA) parameters,
-flatten each, and compute their cosine. The figure's value for a layer is the **mean of the
-per-example cosines** (not the cosine of summed gradients); layers where either gradient is
-zero for an example skip that example, hence a per-layer ``count``. Losses are span *means*;
-a cosine does not depend on the scale of either loss, so mean vs sum does not matter.
+"""Items and loss pairs for the gradient similarity (paper §5.3, fig. 4); the measurement is ``measure``.
 
 What "regulariser" means per method (``pairs_for``):
 
@@ -14,12 +7,9 @@ What "regulariser" means per method (``pairs_for``):
 * ``sdft``: MT loss on ``(x, y)``; regulariser = the loss on ``(x, ỹ)``, the self-distilled
   paraphrase of ``y`` that SDFT trains on *instead of* ``y``.
 
-Options follow LESS (Xia et al. 2024): ``preconditioner="adam"`` divides gradients elementwise
-by ``sqrt(v) + eps``, ``v`` the second moment of a saved Adam state (LESS also folds in the first
-moment; we only rescale). ``projection_dim`` applies a fixed seeded Rademacher projection per
-layer: an approximation, for parity with LESS; the exact cosine (default) is cheaper.
-
-Chapter 08's runs (adapters, samples, results files) are in ``gradients.runs``.
+Losses are span *means*; a cosine does not depend on the scale of either loss. ``project``
+applies a fixed seeded Rademacher projection (LESS's random projection, for parity; the exact
+cosine is cheaper at LoRA sizes).
 """
 
 from __future__ import annotations
@@ -29,7 +19,6 @@ import math
 import random
 import re
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import torch
@@ -39,7 +28,6 @@ from ..losses import RATIONALE, REFERENCE, Tokenized
 
 PAIR_METHODS = ("radis", "seqkd", "sdft")
 _LAYER = re.compile(r"(?:^|\.)(?:layers|h|blocks|layer)\.(\d+)\.")
-_NO_DECAY = re.compile(r"bias|layernorm|rmsnorm|(?:^|\.)norm(?:$|\.)|_norm(?:$|\.)")
 _ROW_BLOCK, _COL_BLOCK = 1 << 16, 256  # projection blocks: 64 MiB of float32 at a time
 
 
@@ -64,6 +52,7 @@ class GradientPair:
     mt_span: int
     reg: Tokenized
     reg_span: int
+    identical: bool = False  # the regulariser's target equals y: the two losses coincide
 
 
 def _get(item: Any, name: str, default: Any = None) -> Any:
@@ -92,7 +81,7 @@ def pairs_for(method: str, items: Iterable[Any], tokenizer: Any,
 
     ``items``: ``GradientItem``s or dicts/objects with the same fields. ``None`` marks an empty
     target (e.g. an empty rationale), an example too long for ``max_length``, or a span left
-    with no tokens after truncation; ``gradient_similarity`` counts these as skipped.
+    with no tokens after truncation; ``measure.measure`` counts these as skipped.
     """
     if method not in PAIR_METHODS:
         raise ValueError(f"unknown method {method!r}; gradient pairs exist for {', '.join(PAIR_METHODS)}")
@@ -107,7 +96,7 @@ def pairs_for(method: str, items: Iterable[Any], tokenizer: Any,
         elif t.strip():
             mt = losses.tokenize_example(tokenizer, x, y, "", max_length)
             reg = losses.tokenize_example(tokenizer, x, t, "", max_length)
-            pair = GradientPair(mt, REFERENCE, reg, REFERENCE) if mt and reg else None
+            pair = GradientPair(mt, REFERENCE, reg, REFERENCE, t.strip() == y.strip()) if mt and reg else None
         if pair and (_n_tokens(pair.mt, pair.mt_span) == 0 or _n_tokens(pair.reg, pair.reg_span) == 0):
             pair = None
         out.append(pair)
@@ -119,109 +108,33 @@ def _n_tokens(ex: Tokenized, span: int) -> int:
     return sum(1 for lab, s in zip(ex.labels[1:], ex.spans[1:]) if s == span and lab != losses.IGNORE)
 
 
-def _span_means(model: Any, ex: Tokenized, spans: Sequence[int]) -> list[torch.Tensor]:
+def span_means(model: Any, ex: Tokenized, spans: Sequence[int], other: Tokenized | None = None,
+               other_span: int | None = None) -> list[torch.Tensor]:
+    """Mean cross-entropy over the learned tokens of each of ``spans`` of ``ex``, and of ``other_span`` of
+    ``other`` when given: one forward pass (``other`` rides in the same right-padded batch)."""
     device = next(model.parameters()).device
-    batch = {k: v.to(device) for k, v in losses.collate([ex], pad_id=0).items()}
+    rows = [ex] if other is None else [ex, other]
+    batch = {k: v.to(device) for k, v in losses.collate(rows, pad_id=0).items()}
     tok, span_of = losses.token_losses(model, batch)
+    wanted = [(0, span) for span in spans] + ([] if other is None else [(1, other_span)])
     out = []
-    for span in spans:
-        mask = span_of == span
+    for row, span in wanted:
+        mask = span_of[row] == span
         if not mask.any():
             raise ValueError(f"span {losses.SPANS[span]!r} has no learned tokens in this example")
-        out.append(tok[mask].mean())
+        out.append(tok[row][mask].mean())
     return out
 
 
 def span_loss(model: Any, tokenized: Tokenized, span: int) -> torch.Tensor:
     """Mean cross-entropy over the learned tokens of ``span`` (``REFERENCE`` or ``RATIONALE``)."""
-    return _span_means(model, tokenized, [span])[0]
+    return span_means(model, tokenized, [span])[0]
 
 
 def layer_of(param_name: str) -> int | None:
     """Transformer layer index in a parameter name (``...layers.7.self_attn...`` → 7), else ``None``."""
     m = _LAYER.search(param_name)
     return int(m.group(1)) if m else None
-
-
-def params_by_layer(model: Any) -> dict[int | None, list[tuple[str, torch.nn.Parameter]]]:
-    """Trainable ``(name, parameter)`` pairs grouped by layer, model order; ``None`` = outside layers."""
-    groups: dict[int | None, list[tuple[str, torch.nn.Parameter]]] = {}
-    for name, p in model.named_parameters():
-        if p.requires_grad:
-            groups.setdefault(layer_of(name), []).append((name, p))
-    if not groups:
-        raise ValueError("the model has no trainable parameters; wrap it with LoRA (models.load_backbone) first")
-    return groups
-
-
-def per_layer_gradients(model: Any, loss: torch.Tensor,
-                        by_layer: Mapping[Any, Sequence[tuple[str, Any]]] | None = None,
-                        scale: Mapping[str, torch.Tensor] | None = None,
-                        retain_graph: bool = False) -> dict[int, torch.Tensor]:
-    """Flattened float32 gradient of ``loss`` per layer (``torch.autograd.grad``; ``.grad`` untouched).
-
-    ``scale``: optional per-parameter divisor (the Adam preconditioner). Layer ``None`` is skipped.
-    """
-    by_layer = {k: v for k, v in (by_layer or params_by_layer(model)).items() if k is not None}
-    named = [(n, p) for layer in sorted(by_layer) for n, p in by_layer[layer]]
-    grads = torch.autograd.grad(loss, [p for _, p in named], retain_graph=retain_graph, allow_unused=True)
-    flat = {}
-    for (n, p), g in zip(named, grads):
-        g = torch.zeros_like(p, dtype=torch.float32) if g is None else g.float()
-        flat[n] = (g / scale[n] if scale is not None else g).reshape(-1)
-    return {layer: torch.cat([flat[n] for n, _ in by_layer[layer]]) for layer in sorted(by_layer)}
-
-
-def load_optimizer_state(path: str | Path) -> dict[str, Any]:
-    """An optimizer ``state_dict`` from ``optimizer.pt`` or a Trainer checkpoint folder holding it."""
-    path = Path(path)
-    file = path / "optimizer.pt" if path.is_dir() else path
-    if not file.is_file():
-        raise FileNotFoundError(f"{file}: no optimizer state; pass a Trainer checkpoint folder "
-                                "(checkpoint-N/ with optimizer.pt) saved without save_only_model")
-    return torch.load(file, map_location="cpu", weights_only=True)
-
-
-def trainer_param_order(model: Any) -> list[str]:
-    """Trainable parameter names in the order HF Trainer registers them with its optimizer.
-
-    Trainer builds two groups, each in ``named_parameters`` order: weight-decay parameters, then
-    the rest (biases, norms). For LoRA adapters all weights decay, so this is model order.
-    """
-    norm_params = {f"{m}.{n}" if m else n for m, mod in model.named_modules() if isinstance(mod, torch.nn.LayerNorm)
-                   for n, _ in mod.named_parameters(recurse=False)}
-    names = [n for n, p in model.named_parameters() if p.requires_grad]
-    no_decay = [n for n in names if n in norm_params or _NO_DECAY.search(n.lower())]
-    return [n for n in names if n not in no_decay] + no_decay
-
-
-def adam_preconditioner(model: Any, optimizer_state: Mapping[str, Any] | str | Path, eps: float = 1e-8,
-                        param_order: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
-    """Per-parameter divisor ``sqrt(exp_avg_sq) + eps`` from a saved Adam(W) state.
-
-    The k-th state entry (param groups concatenated) is matched to the k-th name of
-    ``param_order`` (default ``trainer_param_order``); every shape must match, or a ``ValueError``
-    says which parameter differs.
-    """
-    state = load_optimizer_state(optimizer_state) if isinstance(optimizer_state, (str, Path)) else optimizer_state
-    params = dict(model.named_parameters())
-    order = list(param_order or trainer_param_order(model))
-    ids = [i for group in state["param_groups"] for i in group["params"]]
-    if len(ids) != len(order):
-        raise ValueError(f"optimizer state holds {len(ids)} parameters but the model has {len(order)} trainable ones; "
-                         "load the same adapter configuration (LoRA rank, target modules) as the checkpoint")
-    out = {}
-    for k, (name, i) in enumerate(zip(order, ids)):
-        v = state["state"].get(i, {}).get("exp_avg_sq")
-        if v is None:
-            raise ValueError(f"optimizer state entry {i} ({name}) has no 'exp_avg_sq': not an Adam state, or the "
-                             "parameter never received a gradient")
-        if tuple(v.shape) != tuple(params[name].shape):
-            raise ValueError(f"optimizer state entry {k} has shape {tuple(v.shape)} but parameter {name} has shape "
-                             f"{tuple(params[name].shape)}; the state belongs to another model or parameter order "
-                             "(pass param_order= to match how the optimizer was built)")
-        out[name] = v.to(params[name].device, torch.float32).sqrt() + eps
-    return out
 
 
 def _block_seed(*parts: int) -> int:
@@ -248,65 +161,6 @@ def project(vectors: torch.Tensor, dim: int, seed: int = 0, key: int = 0) -> tor
     return out / math.sqrt(dim)
 
 
-def gradient_similarity(model: Any, pairs: Iterable[GradientPair | None], preconditioner: str = "sgd",
-                        optimizer_state: Mapping[str, Any] | str | Path | None = None,
-                        projection_dim: int | None = None, seed: int = 0, eps: float = 1e-8) -> dict[str, Any]:
-    """Mean per-example cosine between MT and regulariser gradients, per layer (paper fig. 4).
-
-    Streams ``pairs`` (``None`` entries are counted as ``skipped``) keeping running sums only.
-    Returns ``layers``, ``cosine`` (mean, NaN where count is 0), ``cosine_std``, ``count``,
-    ``pairs`` (used), ``skipped`` and the options. The model runs in eval mode (no dropout);
-    every module's training flag is restored afterwards.
-    """
-    from ..config import progress
-
-    if preconditioner not in ("sgd", "adam"):
-        raise ValueError(f"preconditioner must be 'sgd' or 'adam', got {preconditioner!r}")
-    if preconditioner == "adam" and optimizer_state is None:
-        raise ValueError("preconditioner='adam' needs optimizer_state: a checkpoint folder, optimizer.pt "
-                         "or a state dict")
-    by_layer = {k: v for k, v in params_by_layer(model).items() if k is not None}
-    if not by_layer:
-        raise ValueError("no trainable parameter sits inside a transformer layer (names like '...layers.N...')")
-    scale = adam_preconditioner(model, optimizer_state, eps) if preconditioner == "adam" else None
-    layers = sorted(by_layer)
-    total, squares, count = dict.fromkeys(layers, 0.0), dict.fromkeys(layers, 0.0), dict.fromkeys(layers, 0)
-    used = skipped = 0
-    modes = [(m, m.training) for m in model.modules()]
-    model.eval()
-    try:
-        for pair in progress(pairs, desc="gradient pairs", unit="pair"):
-            if pair is None:
-                skipped += 1
-                continue
-            if pair.mt is pair.reg:  # RaDis: one forward pass, two spans
-                mt_loss, reg_loss = _span_means(model, pair.mt, [pair.mt_span, pair.reg_span])
-            else:
-                mt_loss, reg_loss = span_loss(model, pair.mt, pair.mt_span), span_loss(model, pair.reg, pair.reg_span)
-            g_mt = per_layer_gradients(model, mt_loss, by_layer, scale, retain_graph=True)
-            g_reg = per_layer_gradients(model, reg_loss, by_layer, scale)
-            for layer in layers:
-                a, b = g_mt.pop(layer), g_reg.pop(layer)
-                if projection_dim is not None:
-                    a, b = project(torch.stack([a, b]), projection_dim, seed, layer)
-                na, nb = a.norm(), b.norm()
-                if na == 0 or nb == 0:
-                    continue
-                cos = float(torch.dot(a, b) / (na * nb))
-                total[layer] += cos
-                squares[layer] += cos * cos
-                count[layer] += 1
-            used += 1
-    finally:
-        for m, mode in modes:
-            m.training = mode
-    mean = [total[l] / count[l] if count[l] else math.nan for l in layers]
-    std = [math.sqrt(max(squares[l] / count[l] - m * m, 0.0)) if count[l] else math.nan for l, m in zip(layers, mean)]
-    return {"layers": layers, "cosine": mean, "cosine_std": std, "count": [count[l] for l in layers],
-            "pairs": used, "skipped": skipped, "preconditioner": preconditioner, "projection_dim": projection_dim,
-            "seed": seed}
-
-
 def balanced_sample(items: Sequence[Any], per_direction: int, seed: int = 0) -> list[Any]:
     """Up to ``per_direction`` items of each ``direction`` (paper: 128), drawn with ``seed``; directions sorted."""
     groups: dict[str, list[Any]] = {}
@@ -314,9 +168,3 @@ def balanced_sample(items: Sequence[Any], per_direction: int, seed: int = 0) -> 
         groups.setdefault(_get(item, "direction"), []).append(item)
     rng = random.Random(seed)
     return [x for d in sorted(groups) for x in rng.sample(groups[d], min(per_direction, len(groups[d])))]
-
-
-def count_signs(cosines: Iterable[float]) -> dict[str, int]:
-    """How many layers have a positive / negative mean cosine; ``total`` counts non-NaN layers."""
-    values = [c for c in cosines if not math.isnan(c)]
-    return {"positive": sum(c > 0 for c in values), "negative": sum(c < 0 for c in values), "total": len(values)}
