@@ -152,7 +152,7 @@ def execute_chapters(notebook_dir: Path, out_dir: Path, profile: str, cwd: Path,
     """Run every chapter in order (a failure does not stop the others) and report each.
 
     With ``prefetch`` and a spare core, the ``PREFETCH`` work of later chapters runs meanwhile in
-    one background process; a chapter starts once its share of it has ended."""
+    one background process; the first chapter with such work starts once that process has ended."""
     runs = []
     if KERNEL_TRANSPORT == "tcp":  # no IPC here: say once what the kernels' warning means
         print("note: chapter kernels talk to this job over TCP on this machine; ipykernel's "
@@ -171,8 +171,10 @@ def execute_chapters(notebook_dir: Path, out_dir: Path, profile: str, cwd: Path,
     finally:
         if ahead is not None:
             ahead.stop()
-    print(f"chapters: {duration(time.perf_counter() - start)} in all "
-          f"(the chapters' own times add up to {duration(sum(r.seconds for r in runs))})", flush=True)
+    wall, own = time.perf_counter() - start, sum(r.seconds for r in runs)
+    serial = own + (ahead.seconds if ahead is not None else 0.0)
+    print(f"chapters: {duration(wall)} in all; the chapters' own times plus the work run ahead add up "
+          f"to {duration(serial)} ({serial / max(wall, 1e-9):.2f}x the wall time)", flush=True)
     return runs
 
 
@@ -216,6 +218,7 @@ class Prefetch:
     names: list[str]
     log: Path
     start_s: float
+    seconds: float = 0.0  # how long the background work ran (known once it has ended)
 
     @classmethod
     def start(cls, selected: list[Path], profile: str, cwd: Path) -> "Prefetch | None":
@@ -239,7 +242,7 @@ class Prefetch:
         waited = time.perf_counter()
         self.process.join()
         now = time.perf_counter()
-        self.names = []
+        self.names, self.seconds = [], now - self.start_s
         head = f"ahead: done in {duration(now - self.start_s)} in the background, waited {duration(now - waited)}"
         if self.process.exitcode == 0:
             return head
