@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from . import data, evaluate, models, synthesis, train
-from .config import Config, build_config
+from .config import Config, apply_runtime, build_config, load_profile
 from .organism import organism_config
 from .records import read_records, write_json
 
@@ -143,6 +143,29 @@ def run_sources(cfg: Config, sources: Sequence[RationaleSource], seeds: Sequence
         prepared = prepare_source(cfg, source, examples)
         out[source.name] = {"prepare": prepared, "results": [train_and_evaluate(cfg, source, s) for s in seeds]}
     return out
+
+
+def prefetch(profile: str, parameters: Mapping[str, Any]) -> list[str]:
+    """Chapter 07's work for every source but ``self`` (synthesis, training, evaluation), from the
+    chapter's ``parameters`` (``SEEDS``, ``ORGANISM_SOURCES``, ``MODEL_SOURCES``), in the chapter's
+    order: what the main job (``runbook``) runs ahead of the chapter on a second core, so that the
+    chapter finds it cached. Organism profiles only (a hub backbone may hold a whole GPU); returns
+    the names of the sources done."""
+    cfg = load_profile(profile)
+    if cfg.model.backbone != models.ORGANISM:
+        print(f"profile {profile!r} trains {cfg.model.backbone!r}, not the organism: nothing run ahead")
+        return []
+    apply_runtime(cfg)
+    seeds = list(parameters.get("SEEDS") or cfg.train.seeds)
+    sources = [s for s in sources_for(cfg, parameters.get("ORGANISM_SOURCES") or {},
+                                      parameters.get("MODEL_SOURCES") or {}) if s.kind != "self"]
+    examples = data.training_examples(cfg)
+    for source in sources:
+        prepare_source(cfg, source, examples)
+    for source in sources:
+        for seed in seeds:
+            train_and_evaluate(cfg, source, seed)
+    return [s.name for s in sources]
 
 
 # --- tables -------------------------------------------------------------------------------

@@ -217,10 +217,10 @@ def project_root(start: Path | None = None) -> Path:
     return here
 
 
-def resolve_path(path: str | Path) -> Path:
-    """``path`` if absolute, else relative to the project root."""
+def resolve_path(path: str | Path, start: Path | None = None) -> Path:
+    """``path`` if absolute, else relative to the project root (found from ``start``, default the cwd)."""
     path = Path(path).expanduser()
-    return path if path.is_absolute() else project_root() / path
+    return path if path.is_absolute() else project_root(start) / path
 
 
 _SECTION_TYPES: dict[str, type] = {

@@ -11,8 +11,11 @@ misses a page (Jupyter Book 1 can exit 0 after a failure, so the result is check
 from __future__ import annotations
 
 import argparse
+import ast
 import contextlib
+import importlib
 import json
+import multiprocessing
 import os
 import subprocess
 import sys
@@ -22,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from .config import BOOK_PARTS, QUIET_ENV, project_root
+from .config import BOOK_PARTS, QUIET_ENV, load_profile, project_root, resolve_path
 
 CHAPTER_GLOB = "[0-9][0-9]_*.ipynb"
 
@@ -151,18 +154,128 @@ def kernel_environment(values: dict[str, str] = KERNEL_ENV) -> Iterator[None]:
 
 
 def execute_chapters(notebook_dir: Path, out_dir: Path, profile: str, cwd: Path,
-                     only: list[str] | None = None, heartbeat_s: float = 30.0) -> list[ChapterRun]:
-    """Run every chapter in order (a failure does not stop the others) and report each."""
+                     only: list[str] | None = None, heartbeat_s: float = 30.0,
+                     prefetch: bool = True) -> list[ChapterRun]:
+    """Run every chapter in order (a failure does not stop the others) and report each.
+
+    With ``prefetch`` and a spare core, the ``PREFETCH`` work of later chapters runs meanwhile in
+    one background process; the first chapter with such work starts once that process has ended."""
     runs = []
     if KERNEL_TRANSPORT == "tcp":  # no IPC here: say once what the kernels' warning means
         print("note: chapter kernels talk to this job over TCP on this machine; ipykernel's "
               "'running over TCP without encryption' warning for each is expected", flush=True)
-    for nb in chapters(notebook_dir, only):
-        run = execute_chapter(nb, out_dir, profile, cwd, heartbeat_s)
-        status = "ok" if run.ok else "FAILED"
-        print(f"[{status:>6}] {run.name:<32} {run.seconds:7.1f} s {run.error}", flush=True)
-        runs.append(run)
+    selected = chapters(notebook_dir, only)
+    start = time.perf_counter()
+    ahead = Prefetch.start(selected, profile, cwd) if prefetch else None
+    try:
+        for nb in selected:
+            if ahead is not None and nb.name in ahead.names:
+                print(ahead.wait(), flush=True)
+            run = execute_chapter(nb, out_dir, profile, cwd, heartbeat_s)
+            status = "ok" if run.ok else "FAILED"
+            print(f"[{status:>6}] {run.name:<32} {run.seconds:7.1f} s {run.error}", flush=True)
+            runs.append(run)
+    finally:
+        if ahead is not None:
+            ahead.stop()
+    wall, own = time.perf_counter() - start, sum(r.seconds for r in runs)
+    serial = own + (ahead.seconds if ahead is not None else 0.0)
+    print(f"chapters: {duration(wall)} in all; the chapters' own times plus the work run ahead add up "
+          f"to {duration(serial)} ({serial / max(wall, 1e-9):.2f}x the wall time)", flush=True)
     return runs
+
+
+# --- work run ahead of its chapter --------------------------------------------------------
+
+#: Chapters whose heavy, self-contained work can run ahead of them on a second core while the
+#: chapters before them run: chapter prefix -> ``"module:function"`` (a module path), called
+#: as ``function(profile, parameters)`` with the chapter's parameters cell; it must only fill
+#: caches the chapter reads (chapter 07: the other rationale sources' organisms, synthesis,
+#: adapters and results), so that the chapter computes exactly what it would alone.
+PREFETCH = {"07": "radis_utils.ablation:prefetch"}
+
+
+def notebook_parameters(notebook: Path) -> dict[str, Any]:
+    """The literal assignments (``NAME = <literal>``) of a chapter's ``parameters`` cell."""
+    for cell in json.loads(Path(notebook).read_text(encoding="utf-8")).get("cells", []):
+        if "parameters" in cell.get("metadata", {}).get("tags", []):
+            source = cell["source"] if isinstance(cell["source"], str) else "".join(cell["source"])
+            out = {}
+            for node in ast.parse(source, filename=str(notebook)).body:
+                if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+                    with contextlib.suppress(ValueError):
+                        out[node.targets[0].id] = ast.literal_eval(node.value)
+            return out
+    return {}
+
+
+def spare_cores() -> int:
+    """CPU cores this process may use besides the one that runs the chapters."""
+    try:
+        return len(os.sched_getaffinity(0)) - 1
+    except AttributeError:  # not Linux
+        return (os.cpu_count() or 1) - 1
+
+
+@dataclass
+class Prefetch:
+    """One background process running the ``PREFETCH`` work of the selected chapters, in order."""
+
+    process: Any
+    names: list[str]
+    log: Path
+    start_s: float
+    seconds: float = 0.0  # how long the background work ran (known once it has ended)
+
+    @classmethod
+    def start(cls, selected: list[Path], profile: str, cwd: Path) -> "Prefetch | None":
+        """Start it, or ``None`` with no spare core or nothing to run (a chapter first in the
+        selection has nothing to overlap with, so it does its own work)."""
+        jobs = [(nb.name, target, notebook_parameters(nb)) for nb in selected[1:]
+                for prefix, target in PREFETCH.items() if nb.name.startswith(prefix)]
+        if not jobs or spare_cores() < 1:
+            return None
+        log = resolve_path(load_profile(profile).runtime.runs_dir, Path(cwd)) / profile / "logs" / "prefetch.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        process = multiprocessing.get_context("spawn").Process(
+            target=_run_ahead, args=(jobs, profile, str(cwd), str(log)), name="radis-prefetch")
+        process.start()
+        names = [name for name, _, _ in jobs]
+        print(f"ahead: {', '.join(names)} started in the background (pid {process.pid}, log {log})", flush=True)
+        return cls(process, names, log, time.perf_counter())
+
+    def wait(self) -> str:
+        """Block until the background work has ended; a line saying how it went."""
+        waited = time.perf_counter()
+        self.process.join()
+        now = time.perf_counter()
+        self.names, self.seconds = [], now - self.start_s
+        head = f"ahead: done in {duration(now - self.start_s)} in the background, waited {duration(now - waited)}"
+        if self.process.exitcode == 0:
+            return head
+        return (f"{head}; it FAILED (exit {self.process.exitcode}, see {self.log}): the chapter does "
+                "that work itself")
+
+    def stop(self) -> None:
+        """End the process if it still runs (the job was interrupted or ended early)."""
+        if self.process.is_alive():
+            self.process.terminate()
+            self.process.join()
+
+
+def _run_ahead(jobs: list[tuple[str, str, dict[str, Any]]], profile: str, cwd: str, log: str) -> None:
+    """The background process: each job's function, its output into ``log``."""
+    os.chdir(cwd)
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.environ.update({QUIET_ENV: "1", "MPLBACKEND": "Agg"})
+    for name, target, parameters in jobs:
+        module, _, function = target.partition(":")
+        start = time.perf_counter()
+        print(f"{name}: {target}({profile!r}, ...)", flush=True)
+        done = getattr(importlib.import_module(module), function)(profile, parameters)
+        print(f"{name}: {done} in {duration(time.perf_counter() - start)}", flush=True)
 
 
 def error_outputs(notebook: Path) -> list[str]:
@@ -211,6 +324,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-build", action="store_true", help="execute chapters only")
     parser.add_argument("--heartbeat", type=float, default=30.0, metavar="SECONDS",
                         help="print a progress line this often while a chapter runs (0: never)")
+    parser.add_argument("--no-ahead", action="store_true",
+                        help="run every chapter's work in the chapter (no background process on a second core)")
     args = parser.parse_args(argv)
 
     root = (args.root or project_root()).resolve()
@@ -220,7 +335,7 @@ def main(argv: list[str] | None = None) -> int:
         out_dir = part_dir(root, profile)
         print(f"== profile {profile}: chapters into {out_dir.relative_to(root)}/", flush=True)
         runs = execute_chapters(root / "notebooks", out_dir, profile, cwd=root, only=args.only,
-                                heartbeat_s=args.heartbeat)
+                                heartbeat_s=args.heartbeat, prefetch=not args.no_ahead)
         failed += [f"{r.name} ({profile})" for r in runs if not r.ok]
         executed += [out_dir / r.name for r in runs]
     if failed:

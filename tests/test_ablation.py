@@ -184,3 +184,22 @@ def test_prepare_refuses_an_organism_of_another_world(monkeypatch, tmp_path):
     monkeypatch.setattr(models, "load_tokenizer", lambda c, *a: tokenizers[1 if c.organism["train_seed"] == 11 else 0])
     with pytest.raises(ValueError, match="vocabulary differs"):
         ablation.prepare_source(cfg, RationaleSource("alien", organism={"train_seed": 11}), [])
+
+
+def test_prefetch_runs_the_other_sources_in_the_chapters_order(monkeypatch, capsys):
+    calls = []
+    monkeypatch.setattr(ablation, "apply_runtime", lambda cfg: None)
+    monkeypatch.setattr(ablation.data, "training_examples", lambda cfg: ["ex"])
+    monkeypatch.setattr(ablation, "prepare_source", lambda cfg, s, ex: calls.append(("prepare", s.name, ex)))
+    monkeypatch.setattr(ablation, "train_and_evaluate", lambda cfg, s, seed: calls.append(("train", s.name, seed)))
+    params = {"SEEDS": [], "ORGANISM_SOURCES": {"a": {"train_seed": 11}, "b": {"train_seed": 12}},
+              "MODEL_SOURCES": {"m": "org/model"}}
+    assert ablation.prefetch("ci", params) == ["a", "b"]
+    seeds = list(load_profile("ci").train.seeds)
+    assert calls == ([("prepare", "a", ["ex"]), ("prepare", "b", ["ex"])]
+                     + [("train", n, s) for n in ("a", "b") for s in seeds])  # never "self": chapter 05's
+    calls.clear()
+    assert ablation.prefetch("ci", {**params, "SEEDS": [5]})[-1] == "b" and calls[-1] == ("train", "b", 5)
+    calls.clear()
+    assert ablation.prefetch("smol", params) == [] and calls == []  # a real backbone: nothing run ahead
+    assert "not the organism" in capsys.readouterr().out

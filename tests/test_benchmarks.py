@@ -371,3 +371,13 @@ def test_lora_table_shows_a_gpu_run_in_place_of_its_meta_record(gpu_dry_run):
     assert len(table) == 1 and table.iloc[0]["device"] == "1 x NVIDIA H200"
     assert table.iloc[0]["tokens/s"] == "—" and "out of memory" in table.iloc[0]["note"]
     assert report.lora_table([meta]).iloc[0]["device"] == "none (meta: shapes only)"
+
+
+def test_organism_step_times_both_attention_settings_on_the_same_batches(capsys):
+    from benchmarks import organism_step
+
+    assert organism_step.main(["--steps", "1"]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if "ms/step" in line]
+    assert [line.split()[0] for line in lines] == ["sdpa", "eager"]
+    losses = {line.rsplit(" ", 1)[-1] for line in lines}
+    assert len(losses) == 1  # one initialisation, one batch: the same loss whatever the attention

@@ -15,10 +15,10 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 from radis_utils import runbook
 
 
-def write_chapter(path: Path, body: str) -> None:
+def write_chapter(path: Path, body: str, params: str = 'PROFILE = "ci"') -> None:
     nb = new_notebook(metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
                                                "language": "python"}})
-    params = new_code_cell('PROFILE = "ci"')
+    params = new_code_cell(params)
     params.metadata["tags"] = ["parameters"]
     nb.cells = [new_markdown_cell(f"# {path.stem}"), params, new_code_cell(body)]
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -124,3 +124,52 @@ def test_durations_read_in_minutes_and_seconds():
     assert runbook.duration(42.4) == "42 s"
     assert runbook.duration(150) == "2 min 30 s"
     assert runbook.duration(3600 + 61) == "61 min 1 s"
+
+
+def write_marker(profile: str, parameters: dict) -> list[str]:
+    """A ``PREFETCH`` target for the test below: it leaves a file the later chapter reads."""
+    Path(parameters["MARKER"]).write_text(f"{profile} {parameters['SEEDS']}")
+    return ["marker"]
+
+
+def test_later_chapters_work_runs_ahead_in_the_background(tmp_path, monkeypatch, capfd):
+    marker = tmp_path / "marker.txt"
+    write_chapter(tmp_path / "notebooks" / "00_first.ipynb", "pass")
+    write_chapter(tmp_path / "notebooks" / "07_later.ipynb",
+                  "from pathlib import Path\nassert Path(MARKER).read_text() == 'ci [3]'",
+                  params=f'PROFILE = "ci"\nMARKER = {str(marker)!r}\nSEEDS = [3]\nNOT_LITERAL = len("ab")')
+    assert runbook.notebook_parameters(tmp_path / "notebooks" / "07_later.ipynb") == {
+        "PROFILE": "ci", "MARKER": str(marker), "SEEDS": [3]}
+    monkeypatch.setattr(runbook, "PREFETCH", {"07": "tests.test_runbook:write_marker"})
+    monkeypatch.setattr(runbook, "spare_cores", lambda: 1)
+    runs = runbook.execute_chapters(tmp_path / "notebooks", tmp_path / "out", "ci", cwd=tmp_path)
+    out, _ = capfd.readouterr()
+    assert [r.ok for r in runs] == [True, True], [r.error for r in runs]
+    assert "ahead: 07_later.ipynb started" in out and "ahead: done in" in out and "FAILED" not in out
+    assert "['marker']" in (tmp_path / "runs" / "ci" / "logs" / "prefetch.log").read_text()
+    # nothing runs ahead of the first chapter of a selection, or without a spare core
+    assert runbook.Prefetch.start(runbook.chapters(tmp_path / "notebooks", ["07"]), "ci", tmp_path) is None
+    monkeypatch.setattr(runbook, "spare_cores", lambda: 0)
+    assert runbook.Prefetch.start(runbook.chapters(tmp_path / "notebooks"), "ci", tmp_path) is None
+
+
+def test_the_ablation_chapter_parameters_are_read_for_its_work_ahead(root):
+    params = runbook.notebook_parameters(root / "notebooks" / "07_ablation.ipynb")
+    assert runbook.PREFETCH["07"] == "radis_utils.ablation:prefetch"
+    assert set(params) >= {"SEEDS", "ORGANISM_SOURCES", "MODEL_SOURCES"}
+    assert all(isinstance(fields, dict) for fields in params["ORGANISM_SOURCES"].values())
+
+
+def fail_ahead(profile: str, parameters: dict) -> None:
+    raise RuntimeError("deliberate failure ahead")
+
+
+def test_a_failure_ahead_is_reported_and_left_to_the_chapter(tmp_path, monkeypatch):
+    for name in ["00_first", "07_later"]:
+        write_chapter(tmp_path / "notebooks" / f"{name}.ipynb", "pass")
+    monkeypatch.setattr(runbook, "PREFETCH", {"07": "tests.test_runbook:fail_ahead"})
+    monkeypatch.setattr(runbook, "spare_cores", lambda: 1)
+    ahead = runbook.Prefetch.start(runbook.chapters(tmp_path / "notebooks"), "ci", tmp_path)
+    line = ahead.wait()
+    assert "FAILED (exit 1" in line and "the chapter does that work itself" in line
+    assert "deliberate failure ahead" in ahead.log.read_text()
