@@ -235,12 +235,18 @@ def tradeoff(points: dict[str, Sequence[tuple[float, float]]], title: str = "",
              xlabel: str = "translation quality (chrF, test set)",
              ylabel: str = "general ability kept (RP, %)", star: str = "radis") -> Any:
     """Paper figure 1: one point per model at the mean of its ``(translation, RP)`` pairs (one
-    pair per seed), with bars spanning the seeds; ``star`` is drawn as a star."""
+    pair per seed), with bars spanning the seeds; ``star`` is drawn as a star. A model with an
+    undefined RP (``None``) on any seed is left out and named under the title."""
     import matplotlib.pyplot as plt
 
     apply_style()
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    undefined = [name for name, pairs in points.items() if any(p[1] is None for p in pairs)]
+    if undefined:
+        title = f"{title}\nnot shown, RP undefined: {', '.join(undefined)}"
     for name, pairs in points.items():
+        if name in undefined:
+            continue
         xs, ys = [p[0] for p in pairs], [p[1] for p in pairs]
         x, y = sum(xs) / len(xs), sum(ys) / len(ys)
         ax.errorbar(x, y, xerr=[[x - min(xs)], [max(xs) - x]], yerr=[[y - min(ys)], [max(ys) - y]],

@@ -112,7 +112,9 @@ def method_claims(backbone: Mapping[str, Any] | None, by_method: Mapping[str, Se
     for claim, said, key, direction, fmt, calibrated in rows:
         row = {"claim": claim, "paper": said, "threshold": key, "calibrated": calibrated}
         if key not in values:
-            out.append({**row, "ours": "not run (chapters 05-06)", "verdict": "not run"})
+            ours = ("undefined (RP needs a benchmark the backbone scores above 0; a gain ratio needs a gain)"
+                    if ready else "not run (chapters 05-06)")
+            out.append({**row, "ours": ours, "verdict": "not run"})
             continue
         value, holds = values[key]
         verdict = "reproduced" if holds else ("partly" if direction(value) else "not reproduced")

@@ -16,3 +16,11 @@ def test_token_strips_one_axis_per_row_and_legend():
     labels = {t.get_text() for t in fig.legends[0].get_texts()}
     assert labels == {"template", "instruction", "reference"}
     assert "·there" in {t.get_text() for t in fig.axes[0].texts}
+
+
+def test_tradeoff_leaves_out_an_undefined_rp_and_says_so():
+    fig = plots.tradeoff({"backbone": [(10.0, 100.0)], "radis": [(12.0, None)], "vanilla": [(11.0, 90.0), (13.0, 80.0)]},
+                         title="t")
+    ax = fig.axes[0]
+    assert "RP undefined: radis" in ax.get_title(loc="left")
+    assert sorted(t.get_text() for t in ax.texts) == ["backbone", "vanilla"]

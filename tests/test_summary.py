@@ -133,3 +133,16 @@ def test_general_table_has_table_3_shape_and_says_what_did_not_run():
     assert rows[2]["advbench (n=8, keyword)"] == "not run" and rows[2]["RP %"] == "not run"
     organism = summary.general_table(fake(60, 100), {"radis": [fake(90, 80)]})
     assert organism == [{"model": "backbone", "a": 100, "RP %": 100}, {"model": "radis", "a": 80, "RP %": 80}]
+
+
+def test_an_undefined_rp_is_left_out_of_the_checks_and_graded_not_run():
+    backbone = real({"en-de": 40, "de-en": 50}, 100.0, gsm8k=0.0)
+    none = lambda c: real({"en-de": c, "de-en": c}, None, gsm8k=0.0)
+    methods = {"vanilla": [none(60)], "radis": [none(55)], "seqkd": [none(45)], "sdft": [none(50)]}
+    checks = evaluate.acceptance(backbone, methods)
+    assert not any("RP" in name for name in checks) and "vanilla chrF ≤ 95" in checks
+    rows = {r["claim"]: r for r in summary.method_claims(backbone, methods)}
+    assert rows["RaDis keeps general ability"]["verdict"] == "not run"
+    assert rows["RaDis keeps general ability"]["ours"].startswith("undefined")
+    flat = {m: [real({"en-de": 40, "de-en": 50}, 90.0, gsm8k=1.0)] for m in methods}  # nobody gained
+    assert "RaDis gain ≥ 0.85 × vanilla gain" not in evaluate.acceptance(backbone, flat)

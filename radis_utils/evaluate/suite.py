@@ -288,13 +288,16 @@ def acceptance_values(backbone: Mapping[str, Any], by_method: Mapping[str, Seque
 
     base = headline(backbone, metric)
     score = {m: mean([headline(r, metric) for r in rs]) for m, rs in by_method.items()}
-    values = {f"{m}_rp": mean([r["rp"] for r in rs]) for m, rs in by_method.items()}
+    # RP is undefined when the backbone scored 0 on every benchmark that ran (a ratio to 0), and a
+    # gain ratio when the reference gained nothing: such values are left out, not made up
+    values = {f"{m}_rp": mean([r["rp"] for r in rs]) for m, rs in by_method.items()
+              if all(r.get("rp") is not None for r in rs)}
     if "vanilla" in score:
         values["vanilla_chrf"] = score["vanilla"]
-    if {"radis", "vanilla"} <= score.keys():
+    if {"radis", "vanilla"} <= score.keys() and score["vanilla"] != base:
         values["radis_gain_ratio"] = gain_ratio(base, score["radis"], score["vanilla"])
     for m in ("seqkd", "sdft"):
-        if {m, "radis"} <= score.keys():
+        if {m, "radis"} <= score.keys() and score["radis"] != base:
             values[f"{m}_vs_radis_gain"] = gain_ratio(base, score[m], score["radis"])
     return values
 
@@ -302,7 +305,7 @@ def acceptance_values(backbone: Mapping[str, Any], by_method: Mapping[str, Seque
 def acceptance(backbone: Mapping[str, Any], by_method: Mapping[str, Sequence[Mapping[str, Any]]],
                metric: str = "chrf") -> dict[str, dict[str, Any]]:
     """Each ``ACCEPTANCE`` check on the seed-mean of RP and translation gains over the backbone
-    (a check whose methods ``by_method`` lacks is left out)."""
+    (a check whose methods ``by_method`` lacks, or whose value is undefined, is left out)."""
     values = acceptance_values(backbone, by_method, metric)
     out = {}
     for name, (key, op, limit) in ACCEPTANCE.items():
