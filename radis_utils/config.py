@@ -160,6 +160,7 @@ class EvalConfig:
     guard_model: str | None = None  # AdvBench judge (hub id or path); None = refusal-keyword judge
     general_max_new_tokens: int = 512  # reply length for the general benchmarks
     observation_requests: int = 200  # chapter 02: translation requests to classify (paper §3.1: 200)
+    gradient_items: int = 128  # chapter 08: validation examples per direction (paper §5.3: 128)
 
 
 @dataclass(frozen=True)
