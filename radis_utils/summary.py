@@ -222,17 +222,12 @@ def claims(cfg: Config) -> list[dict[str, Any]]:
             + gradient_claims(load_gradient_results(cfg)))
 
 
-def _side_directions(result: Mapping[str, Any], side: str) -> list[str]:
-    """The directions of ``result`` on one side of the paper's tables 1-2 (``en-xx`` or ``xx-en``)."""
-    return [d for d in result["translation"] if not d.startswith("avg_")
-            and (d.startswith("en-") if side == "en-xx" else d.endswith("-en"))]
-
-
 def translation_table(backbone: Mapping[str, Any], by_method: Mapping[str, Sequence[Mapping[str, Any]]],
                       side: str = "en-xx", metric: str = "chrf") -> list[dict[str, Any]]:
     """Paper tables 1-2 in shape: one row per model, ``metric`` per direction of ``side`` and their
-    average (mean over seeds), read from the results files; ``[]`` when no direction is on that side."""
-    directions = _side_directions(backbone, side)
+    average (mean over seeds), read from the results files; ``[]`` when no direction is on that side.
+    The side's directions are the ones its average covers (``evaluate.per_direction_table``)."""
+    directions = backbone["translation"].get(f"avg_{side.replace('-', '_')}", {}).get("directions", [])
     if not directions:
         return []
     rows = []

@@ -106,7 +106,7 @@ def test_paper_vs_ours_labels_both_metrics():
 
 def real(scores, rp, **general):
     """A results file of a real backbone: 2 directions per side, benchmarks with details."""
-    translation = {d: {"chrf": c, "bleu": c / 2} for d, c in scores.items()}
+    translation = evaluate.per_direction_table({d: {"chrf": c, "bleu": c / 2} for d, c in scores.items()})
     return {"translation": translation, "rp": rp, "general": general,
             "general_details": {b: {"n": 8, "judge": "keyword"} for b in general}}
 
