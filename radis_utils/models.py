@@ -70,6 +70,19 @@ def config_hash(cfg: Config) -> str:
     return hashlib.sha256(blob).hexdigest()[:12]
 
 
+def pinned_versions(path: Path | str | None = None) -> dict[str, str]:
+    """``{package: version}`` pinned by the checkout's ``constraints.txt`` ({} without one)."""
+    path = Path(path) if path is not None else project_root() / "constraints.txt"
+    if not path.is_file():
+        return {}
+    pins = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        name, sep, version = line.split("#")[0].strip().partition("==")
+        if sep:
+            pins[name.strip().lower().replace("_", "-")] = version.strip()
+    return pins
+
+
 def environment_report(cfg: Config) -> str:
     """The version block printed at the top of every chapter."""
     lines = [
@@ -77,7 +90,9 @@ def environment_report(cfg: Config) -> str:
         f"backbone     : {cfg.model.backbone}",
         f"device       : {device_name()}",
     ]
-    lines += [f"{k:<13}: {v}" for k, v in versions().items()]
+    pins = pinned_versions()
+    lines += [f"{k:<13}: {v}" + (f"  (differs from the pinned {pins[k]}: numbers may differ from the recorded ones)"
+                                 if k in pins and v != pins[k] else "") for k, v in versions().items()]
     return "\n".join(lines)
 
 

@@ -193,6 +193,9 @@ def execute_chapters(notebook_dir: Path, out_dir: Path, profile: str, cwd: Path,
 #: caches the chapter reads (chapter 07: the other rationale sources' organisms, synthesis,
 #: adapters and results), so that the chapter computes exactly what it would alone.
 PREFETCH = {"07": "radis_utils.ablation:prefetch"}
+#: Backbones whose profiles run work ahead: the organism only (``ablation.prefetch``: a real
+#: backbone's work there is the other models' rationales, which may need a whole GPU).
+AHEAD_BACKBONES = ("organism",)
 
 
 def notebook_parameters(notebook: Path) -> dict[str, Any]:
@@ -229,13 +232,15 @@ class Prefetch:
 
     @classmethod
     def start(cls, selected: list[Path], profile: str, cwd: Path) -> "Prefetch | None":
-        """Start it, or ``None`` with no spare core or nothing to run (a chapter first in the
-        selection has nothing to overlap with, so it does its own work)."""
+        """Start it, or ``None`` with no spare core, a profile that is not the organism's
+        (``AHEAD_BACKBONES``) or nothing to run (a chapter first in the selection has nothing to
+        overlap with, so it does its own work)."""
         jobs = [(nb.name, target, notebook_parameters(nb)) for nb in selected[1:]
                 for prefix, target in PREFETCH.items() if nb.name.startswith(prefix)]
-        if not jobs or spare_cores() < 1:
+        cfg = load_profile(profile)
+        if not jobs or spare_cores() < 1 or cfg.model.backbone not in AHEAD_BACKBONES:
             return None
-        log = resolve_path(load_profile(profile).runtime.runs_dir, Path(cwd)) / profile / "logs" / "prefetch.log"
+        log = resolve_path(cfg.runtime.runs_dir, Path(cwd)) / profile / "logs" / "prefetch.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         process = multiprocessing.get_context("spawn").Process(
             target=_run_ahead, args=(jobs, profile, str(cwd), str(log)), name="radis-prefetch")

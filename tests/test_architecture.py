@@ -28,7 +28,7 @@ LAYERS: dict[int, tuple[str, ...]] = {
     6: ("losses", "checkpoints", "train"),
     7: ("evaluate",),
     8: ("observation", "ablation", "gradients"),
-    9: ("summary", "plots", "runbook", "browser"),
+    9: ("summary", "calibration", "plots", "runbook", "browser"),
 }
 
 

@@ -381,3 +381,15 @@ def test_organism_step_times_both_attention_settings_on_the_same_batches(capsys)
     assert [line.split()[0] for line in lines] == ["sdpa", "eager"]
     losses = {line.rsplit(" ", 1)[-1] for line in lines}
     assert len(losses) == 1  # one initialisation, one batch: the same loss whatever the attention
+
+
+def test_smol_threads_times_both_speedups_back_to_back(capsys):
+    """Its code path on the organism (one direction, 8 prompts): the lines and ratios it prints."""
+    from benchmarks import smol_threads
+
+    smol_threads.main(["--profile", "ci", "--limit", "8"])
+    out = capsys.readouterr().out
+    assert "ci: 8 test prompts over 1 directions" in out
+    assert "1 thread(s): translation per direction" in out and "2 thread(s)" in out
+    for line in ("all at once vs per direction, 1 thread:", "2 threads vs 1, train step:", "both ("):
+        assert line in out

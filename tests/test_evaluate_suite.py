@@ -71,7 +71,7 @@ def test_empty_test_lines_are_refused_with_the_pair_named(tiny_backbone, tmp_pat
 
     monkeypatch.setattr(suite.data, "test_pairs", lambda cfg, d: [Pair("en", "sy", "a b .", "", "wmt:7")])
     with pytest.raises(evaluate.ResultsError, match=r"en-sy \(wmt:7\): empty source or reference"):
-        suite.translate(cfg, None, None, "en-sy")
+        suite.translate(cfg, None, None, ["en-sy"])
 
 
 def fake(chrf, rp, general=None):

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import builtins
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -9,6 +11,7 @@ from radis_utils import models
 from radis_utils.config import load_profile
 from radis_utils.models import BackboneError
 from radis_utils.prompts import ChatTemplateError, demo_chat_tokenizer
+from tests.conftest import ROOT
 
 
 @pytest.fixture(scope="module")
@@ -147,3 +150,24 @@ def test_merging_never_goes_into_4bit_weights(tiny_backbone, tmp_path):
     assert torch.allclose(merged(input_ids=ids).logits, expected(input_ids=ids).logits, atol=1e-5)
     as_trained = models.load_adapter(qlora, tmp_path / "adapter")  # unmerged: still the 4-bit base
     assert any(isinstance(m, Linear4bit) for m in as_trained.modules())
+
+
+def test_the_report_marks_a_package_that_differs_from_its_pin(tmp_path, monkeypatch):
+    pins = tmp_path / "constraints.txt"
+    pins.write_text("# comment\ntransformers==0.0.1  # too old\nHuggingFace_Hub==2.4.0\n", encoding="utf-8")
+    assert models.pinned_versions(pins) == {"transformers": "0.0.1", "huggingface-hub": "2.4.0"}
+    assert models.pinned_versions(tmp_path / "none.txt") == {}
+    monkeypatch.setattr(models, "pinned_versions", lambda: {"transformers": "0.0.1"})
+    line = next(x for x in models.environment_report(load_profile("ci")).splitlines() if x.startswith("transformers"))
+    assert "differs from the pinned 0.0.1" in line
+
+
+def test_the_checkouts_pins_are_what_this_environment_runs():
+    """constraints.txt is what `make env` installs: in that environment every pin holds."""
+    from importlib import metadata
+
+    pins = models.pinned_versions()
+    assert "transformers" in pins and "torch" not in pins  # torch: the Makefile's TORCH
+    if Path(sys.prefix).resolve() != (ROOT / ".venv").resolve():
+        pytest.skip("not the checkout's own .venv (make env): its packages need not match the pins")
+    assert {k: metadata.version(k) for k in pins} == pins

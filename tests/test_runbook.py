@@ -151,6 +151,8 @@ def test_later_chapters_work_runs_ahead_in_the_background(tmp_path, monkeypatch,
     assert runbook.Prefetch.start(runbook.chapters(tmp_path / "notebooks", ["07"]), "ci", tmp_path) is None
     monkeypatch.setattr(runbook, "spare_cores", lambda: 0)
     assert runbook.Prefetch.start(runbook.chapters(tmp_path / "notebooks"), "ci", tmp_path) is None
+    monkeypatch.setattr(runbook, "spare_cores", lambda: 1)
+    assert runbook.Prefetch.start(runbook.chapters(tmp_path / "notebooks"), "smol", tmp_path) is None  # not the organism
 
 
 def test_the_ablation_chapter_parameters_are_read_for_its_work_ahead(root):

@@ -11,7 +11,7 @@ from .features import (
 )
 from .measure import SUBSETS, Layout, count_signs, flat_gradient, layer_groups, measure, unit_of, units_of
 from .runs import (
-    POINTS, PRIMARY, THRESHOLD, acceptance, identical_counts, iter_pairs, last_checkpoint, point_model,
+    CHECKS, POINTS, PRIMARY, THRESHOLD, acceptance, identical_counts, iter_pairs, last_checkpoint, point_model,
     read_results, results_path, seed_similarity, share_with_sign, validation_items, values, verdict_line,
 )
 from .similarity import (
@@ -20,7 +20,7 @@ from .similarity import (
 )
 
 __all__ = [
-    "Layout", "PAIR_METHODS", "POINTS", "PRECONDITIONERS", "PRIMARY", "SUBSETS", "THRESHOLD", "GradientItem", "GradientPair",
+    "CHECKS", "Layout", "PAIR_METHODS", "POINTS", "PRECONDITIONERS", "PRIMARY", "SUBSETS", "THRESHOLD", "GradientItem", "GradientPair",
     "Moments", "acceptance", "adam_moments", "balanced_sample", "count_signs", "feature", "identical_counts",
     "items_from_records", "iter_pairs", "last_checkpoint", "layer_groups", "layer_of", "load_optimizer_state",
     "flat_gradient", "measure", "pairs_for", "point_model", "project", "read_results", "results_path", "seed_similarity",

@@ -27,6 +27,8 @@ POINTS = ("backbone", "mid", "end")
 PRIMARY = {"point": "mid", "preconditioner": "less", "subset": "keep_identical", "statistic": "mean",
            "granularity": "module"}
 THRESHOLD = 0.7  # issue 15: RaDis > 0 in ≥ 70 % of units, Seq-KD < 0 in ≥ 70 %, at mid-training
+#: The two checks' names (chapter 09's threshold column, the calibration record's checks).
+CHECKS = {"radis": f"fig. 4: RaDis > 0 in ≥ {THRESHOLD:.0%} of units", "seqkd": f"fig. 4: Seq-KD < 0 in ≥ {THRESHOLD:.0%} of units"}
 
 
 def last_checkpoint(adapter_dir: str | Path) -> Path | None:

@@ -1,0 +1,291 @@
+"""Calibration in the open (issue 15): what was tuned on the organism, and the checks over worlds.
+
+Every setting of the ``ci`` recipe that was chosen by looking at results is listed in ``TUNED``
+with what it was tuned against; chapter 00 prints the list with the values now in effect.
+All of it was tuned on organism world 0 only, so worlds 1 and 2 (other invented languages,
+people, countries and operands; the same recipe) are held out. ``python -m
+radis_utils.calibration`` runs the whole ``ci`` pipeline (organism, the three syntheses, every
+method and seed, evaluation, fig. 4's gradients) once per world seed, world 0 in the book's own
+``runs/ci/`` and the others under ``runs/calibration/world<k>/``, and writes the record
+``calibration/<profile>.json`` (committed: it takes ~15 min of CPU per world, more than CI
+has). The record keeps each world's config hash, so a reader can tell when it no longer
+describes the code's settings (``record_problems``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from . import data, evaluate, gradients, models, synthesis, train
+from .config import Config, apply_runtime, device_name, load_profile, project_root, resolve_path, versions
+from .records import write_json
+
+WORLD_SEEDS: tuple[int, ...] = (0, 1, 2)
+
+
+@dataclass(frozen=True)
+class Tuned:
+    """One setting chosen by looking at results: its config path, the paper's value, and against what."""
+
+    setting: str
+    paper: str
+    against: str
+
+
+#: The settings of the ``ci`` recipe that were chosen by looking at results, all on world 0
+#: (training seeds 0 and 1). Everything else is the paper's value or a size choice.
+TUNED: tuple[Tuned, ...] = (
+    Tuned("train.learning_rate", "1e-4",
+          "raised 3e-3 -> 4e-3 with world 7 until issue 6's four checks held (vanilla RP <= 60, RaDis RP >= 85, "
+          "RaDis gain >= 0.8 x vanilla, Seq-KD gain <= 0.5 x RaDis); not re-tuned for issue 15's thresholds"),
+    Tuned("train.epochs", "3", "set with world 6 so that stage 2 moves the organism within CPU minutes (chapter 05)"),
+    Tuned("train.effective_batch", "128", "set with world 6, with the epochs (64: 32 steps per epoch on 2,000 pairs)"),
+    Tuned("train.lora_dropout", "0.05", "0 with world 6: the few steps of the organism's stage 2"),
+    Tuned("synthesis.sdft_min_chrf", "none (SDFT keeps every rewrite that is not a refusal)",
+          "50: the organism's repeat skill often drops y; set so a kept rewrite still holds y (no method check)"),
+    Tuned("organism world (WORLD_VERSION)", "-",
+          "world 7's consistent false friends were designed so that vanilla fine-tuning forgets as the paper's "
+          "does (issue 6's checks); world 8 made the scored items disjoint from stage 2 and the test set harder "
+          "(issue 15: vanilla chrF <= 95), not tuned against the method checks"),
+    Tuned("gradients.PRIMARY", "fig. 4: fully trained adapters, Adam-preconditioned (LESS) features",
+          "mid-training and LESS set by issue 15 before the measurement; every other point and preconditioner "
+          "is reported beside it (chapter 08)"),
+)
+
+
+def setting_value(cfg: Config, setting: str) -> str:
+    """The value in effect for one ``TUNED`` setting (a ``section.key`` path, else a named constant)."""
+    section, _, key = setting.partition(".")
+    if hasattr(cfg, section) and key and hasattr(getattr(cfg, section), key):
+        return str(getattr(getattr(cfg, section), key))
+    if setting.startswith("organism world"):
+        from .organism.world import WORLD_VERSION
+
+        return str(WORLD_VERSION)
+    if setting == "gradients.PRIMARY":
+        return ", ".join(f"{k} {v}" for k, v in gradients.PRIMARY.items())
+    raise KeyError(f"calibration.TUNED: no value for {setting!r}")
+
+
+def tuned_rows(cfg: Config) -> list[dict[str, str]]:
+    """``TUNED`` as table rows, each with the value ``cfg`` uses."""
+    return [{"setting": t.setting, "ours": setting_value(cfg, t.setting), "paper": t.paper,
+             "tuned against (world 0 only)": t.against} for t in TUNED]
+
+
+# --- one world ----------------------------------------------------------------------------
+
+def world_config(profile: str, world_seed: int) -> Config:
+    """``profile`` on organism world ``world_seed``: world 0 is the profile itself (``runs/<profile>/``),
+    another world writes under ``runs/calibration/world<k>/<profile>/``."""
+    base = load_profile(profile)
+    if world_seed == base.organism.get("world_seed", 0):
+        return base
+    return load_profile(profile, organism={**base.organism, "world_seed": world_seed},
+                        runtime__runs_dir=f"{base.runtime.runs_dir}/calibration/world{world_seed}")
+
+
+def run_world(cfg: Config) -> dict[str, Any]:
+    """The whole pipeline of one world, each stage cached on disk as the chapters cache it; then
+    ``world_summary``. Fig. 4 uses chapter 08's defaults (the profile's ``eval.gradient_items``)."""
+    apply_runtime(cfg)
+    examples = data.training_examples(cfg)
+    model, tokenizer = models.load_backbone(cfg)
+    for kind in synthesis.KINDS:
+        synthesis.synthesize_for_profile(cfg, kind, examples, model, tokenizer)
+    del model
+    for seed in cfg.train.seeds:
+        for method in cfg.train.methods:
+            train.train(cfg, method, seed)
+    evaluate.evaluate(cfg, evaluate.BACKBONE)
+    for seed in cfg.train.seeds:
+        for method in cfg.train.methods:
+            evaluate.evaluate(cfg, method, seed)
+        gradients.seed_similarity(cfg, seed, per_direction=cfg.eval.gradient_items)
+    return world_summary(cfg)
+
+
+def world_summary(cfg: Config) -> dict[str, Any]:
+    """One world's numbers from its results files: per method and seed chrF and RP, issue 15's
+    ``evaluate.ACCEPTANCE`` values on the seed mean, and fig. 4's check (``gradients.acceptance``)."""
+    from .summary import load_gradient_results, load_method_results
+
+    backbone, by_method = load_method_results(cfg)
+    if backbone is None or not by_method:
+        raise FileNotFoundError(f"{cfg.runs_dir / 'results'}: no results of this world yet; run it first")
+    grads = load_gradient_results(cfg)
+    fig4 = gradients.acceptance(grads) if grads else None
+    return {
+        "world_seed": cfg.organism.get("world_seed", 0), "config_hash": models.config_hash(cfg),
+        "runs_dir": _relative(cfg.runs_dir), "backbone": {"chrf": evaluate.headline(backbone)},
+        "methods": {m: [{"seed": r["seed"], "chrf": evaluate.headline(r), "rp": r.get("rp")} for r in rs]
+                    for m, rs in by_method.items()},
+        "acceptance_values": {k: round(v, 4) for k, v in evaluate.acceptance_values(backbone, by_method).items()},
+        "fig4": None if fig4 is None else {"mean_share": fig4["mean_share"], "radis_positive": fig4["radis_positive"],
+                                           "seqkd_negative": fig4["seqkd_negative"]},
+    }
+
+
+def _relative(path: Path) -> str:
+    """``path`` relative to the checkout when inside it (records stay valid in another clone)."""
+    try:
+        return str(path.relative_to(project_root()))
+    except ValueError:
+        return str(path)
+
+
+# --- over worlds --------------------------------------------------------------------------
+
+def aggregate(worlds: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per acceptance value (and fig. 4's two shares): each world's value, the mean, min, max and
+    spread (max - min) over the worlds that have it."""
+    def values(world: Mapping[str, Any]) -> dict[str, float]:
+        out = dict(world["acceptance_values"])
+        if world.get("fig4") and all(v is not None for v in world["fig4"]["mean_share"].values()):
+            out.update({f"fig4_{m}_share": s for m, s in world["fig4"]["mean_share"].items()})
+        return out
+
+    per_world = [values(w) for w in worlds]
+    keys = [k for k in dict.fromkeys(k for v in per_world for k in v)]
+    out = {}
+    for key in keys:
+        got = [v[key] for v in per_world if key in v]
+        out[key] = {"worlds": [v.get(key) for v in per_world], "mean": sum(got) / len(got),
+                    "min": min(got), "max": max(got), "spread": max(got) - min(got), "n": len(got)}
+    return out
+
+
+def checks(aggregated: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Issue 15's thresholds (``evaluate.ACCEPTANCE`` and fig. 4's ``gradients.THRESHOLD``) on the
+    mean over worlds, with the spread; a check whose value no world has is left out."""
+    rules = {**evaluate.ACCEPTANCE,
+             **{name: (f"fig4_{m}_share", ">=", gradients.THRESHOLD) for m, name in gradients.CHECKS.items()}}
+    out = {}
+    for name, (key, op, limit) in rules.items():
+        if key in aggregated:
+            a = aggregated[key]
+            out[name] = {"mean": round(a["mean"], 3), "spread": round(a["spread"], 3), "threshold": limit,
+                         "worlds": [None if v is None else round(v, 3) for v in a["worlds"]],
+                         "holds": evaluate.threshold_holds(op, a["mean"], limit)}
+    return out
+
+
+def world_rows(record: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One row per world and model: chrF and RP (mean over the world's training seeds)."""
+    rows = []
+    for w in record["worlds"]:
+        rows.append({"world": w["world_seed"], "model": "backbone", "chrF": w["backbone"]["chrf"], "RP": 100.0})
+        for method, runs in w["methods"].items():
+            rps = [r["rp"] for r in runs]
+            rows.append({"world": w["world_seed"], "model": method, "seeds": len(runs),
+                         "chrF": round(sum(r["chrf"] for r in runs) / len(runs), 2),
+                         "RP": round(sum(rps) / len(rps), 2) if None not in rps else None})
+    return rows
+
+
+WORLDS_COLUMN = "worlds 0-2 (calibration record)"
+
+
+def current_record(cfg: Config) -> dict[str, Any] | None:
+    """The record of ``cfg``'s profile when it is an organism profile and the record matches the
+    checkout's settings (``record_problems`` empty); else ``None``."""
+    if cfg.data.source != "organism":
+        return None
+    record = read_record(cfg.profile)
+    return record if record is not None and not record_problems(record) else None
+
+
+def with_worlds(rows: Sequence[Mapping[str, Any]], record: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+    """Claim rows (``summary.claims``) with ``WORLDS_COLUMN``: the row's threshold on the mean over
+    worlds, its spread and whether it holds ("-" where the record has no such check); the rows
+    unchanged without a record."""
+    if record is None:
+        return [dict(r) for r in rows]
+    out = []
+    for row in rows:
+        c = record["checks"].get(str(row.get("threshold", "")).removesuffix(" (mean of seeds)"))
+        cell = "-" if c is None else (f"{c['mean']:g} (spread {c['spread']:g}; worlds "
+                                      f"{', '.join(f'{v:g}' for v in c['worlds'] if v is not None)}): "
+                                      f"{'holds' if c['holds'] else 'missed'}")
+        out.append({**row, WORLDS_COLUMN: cell})
+    return out
+
+
+def record_path(profile: str) -> Path:
+    """``calibration/<profile>.json`` in the checkout."""
+    return resolve_path(f"calibration/{profile}.json")
+
+
+def write_record(profile: str, worlds: Sequence[Mapping[str, Any]], command: str, seconds: float) -> Path:
+    """The calibration record: each world's summary, the aggregate and the checks (atomic write)."""
+    aggregated = aggregate(worlds)
+    path = record_path(profile)
+    write_json(path, {"profile": profile, "command": command, "created": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+                      "versions": versions(), "device": device_name(), "seconds": round(seconds, 1),
+                      "worlds": list(worlds), "aggregate": aggregated, "checks": checks(aggregated)}, indent=1)
+    return path
+
+
+def read_record(profile: str, path: Path | None = None) -> dict[str, Any] | None:
+    """The committed record of ``profile``, or ``None`` when there is none."""
+    import json
+
+    path = path or record_path(profile)
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+def record_problems(record: Mapping[str, Any]) -> list[str]:
+    """Why the record no longer describes this checkout's settings: one line per world whose
+    config hash differs from what ``world_config`` gives now (empty: the record is current)."""
+    out = []
+    for world in record["worlds"]:
+        now = models.config_hash(world_config(record["profile"], world["world_seed"]))
+        if now != world["config_hash"]:
+            out.append(f"world {world['world_seed']}: recorded under config {world['config_hash']}, the settings "
+                       f"now give {now}: rerun `python -m radis_utils.calibration --profile {record['profile']}`")
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--profile", default="ci")
+    ap.add_argument("--world-seed", type=int, action="append", help=f"default: {list(WORLD_SEEDS)}")
+    ap.add_argument("--jobs", type=int, default=1, help="worlds run at once, one process each (1 torch thread each)")
+    ap.add_argument("--no-record", action="store_true", help="run the worlds, do not write the record")
+    args = ap.parse_args(argv)
+    seeds = args.world_seed or list(WORLD_SEEDS)
+    start = time.time()
+    if args.jobs > 1 and len(seeds) > 1:  # each world in its own process; the record is written below
+        procs: list[subprocess.Popen] = []
+        for seed in seeds:
+            while len([p for p in procs if p.poll() is None]) >= args.jobs:
+                time.sleep(2)
+            procs.append(subprocess.Popen([sys.executable, "-m", "radis_utils.calibration", "--profile", args.profile,
+                                           "--world-seed", str(seed), "--no-record"]))
+        failed = [s for s, p in zip(seeds, procs) if p.wait() != 0]
+        if failed:
+            print(f"calibration: world(s) {failed} failed (their output is above)", file=sys.stderr)
+            return 1
+    worlds = []
+    for seed in seeds:
+        cfg = world_config(args.profile, seed)
+        print(f"world {seed}: {cfg.runs_dir}", flush=True)
+        worlds.append(run_world(cfg))
+    if not args.no_record:
+        command = "python -m radis_utils.calibration " + " ".join(argv if argv is not None else sys.argv[1:])
+        path = write_record(args.profile, worlds, command.strip(), time.time() - start)
+        for name, c in read_record(args.profile, path)["checks"].items():
+            print(f"{'holds ' if c['holds'] else 'MISSED'} {name}: mean {c['mean']} (spread {c['spread']}; "
+                  f"worlds {c['worlds']})")
+        print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

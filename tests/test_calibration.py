@@ -1,0 +1,126 @@
+"""Calibration in the open: the tuned settings, the worlds, and the committed record (issue 15.4)."""
+
+from __future__ import annotations
+
+import pytest
+
+from radis_utils import calibration, evaluate, gradients, models
+from radis_utils.config import load_profile
+
+
+def test_every_tuned_setting_shows_the_value_in_effect():
+    cfg = load_profile("ci")
+    rows = {r["setting"]: r for r in calibration.tuned_rows(cfg)}
+    assert rows["train.learning_rate"]["ours"] == str(cfg.train.learning_rate)
+    assert rows["train.epochs"]["ours"] == str(cfg.train.epochs)
+    assert rows["synthesis.sdft_min_chrf"]["ours"] == str(cfg.synthesis.sdft_min_chrf)
+    assert "mid" in rows["gradients.PRIMARY"]["ours"]
+    assert all(r["tuned against (world 0 only)"] and r["paper"] for r in rows.values())
+    with pytest.raises(KeyError, match="no value for 'train.nonsense'"):
+        calibration.setting_value(cfg, "train.nonsense")
+
+
+def test_world_zero_is_the_profile_and_the_others_write_elsewhere():
+    cfg = load_profile("ci")
+    zero, one = calibration.world_config("ci", 0), calibration.world_config("ci", 1)
+    assert models.config_hash(zero) == models.config_hash(cfg) and zero.runs_dir == cfg.runs_dir
+    assert one.organism["world_seed"] == 1 and one.organism["train_seed"] == cfg.organism["train_seed"]
+    assert one.runs_dir != cfg.runs_dir and "calibration/world1" in str(one.runs_dir)
+    assert models.config_hash(one) != models.config_hash(cfg)
+
+
+def world(seed, vanilla_rp, radis_gain, fig4=None):
+    return {"world_seed": seed, "acceptance_values": {"vanilla_rp": vanilla_rp, "radis_gain_ratio": radis_gain},
+            "fig4": fig4}
+
+
+def test_checks_hold_on_the_mean_over_worlds_and_report_the_spread():
+    worlds = [world(0, 30.0, 0.9, {"mean_share": {"radis": 1.0, "seqkd": 0.5}}),
+              world(1, 50.0, 0.8, {"mean_share": {"radis": 0.8, "seqkd": 0.7}}),
+              world(2, 37.0, 0.86, {"mean_share": {"radis": None, "seqkd": 0.9}})]  # world 2 lacks a fig. 4 share
+    agg = calibration.aggregate(worlds)
+    assert agg["vanilla_rp"]["mean"] == pytest.approx(39.0) and agg["vanilla_rp"]["spread"] == pytest.approx(20.0)
+    assert agg["fig4_radis_share"]["n"] == 2 and agg["fig4_radis_share"]["worlds"][2] is None
+    checks = calibration.checks(agg)
+    assert checks["vanilla RP ≤ 40"]["holds"] is True  # 39 on the mean, though world 1 alone misses
+    assert checks["RaDis gain ≥ 0.85 × vanilla gain"] == {"mean": 0.853, "spread": 0.1, "threshold": 0.85,
+                                                          "worlds": [0.9, 0.8, 0.86], "holds": True}
+    seqkd = checks[gradients.CHECKS["seqkd"]]
+    assert seqkd["mean"] == pytest.approx(0.6) and seqkd["holds"] is False
+    assert "SDFT RP ≥ 70" not in checks  # no world has it: left out, not made up
+
+
+def test_a_record_written_under_other_settings_names_the_world_and_the_fix(tmp_path):
+    cfg = calibration.world_config("ci", 1)
+    stale = {"profile": "ci", "worlds": [{"world_seed": 1, "config_hash": "0123456789ab"}]}
+    (problem,) = calibration.record_problems(stale)
+    assert "world 1: recorded under config 0123456789ab" in problem and models.config_hash(cfg) in problem
+    assert "python -m radis_utils.calibration --profile ci" in problem
+    assert calibration.read_record("ci", tmp_path / "none.json") is None
+
+
+# --- the committed record (calibration/ci.json) ---------------------------------------------
+
+RECORD = calibration.read_record("ci")
+
+#: Issue 15's thresholds missed on the mean of world seeds 0-2 (calibration/ci.json, 2026-12-01;
+#: nothing tuned on worlds 1 and 2). Strict: a check that starts to hold fails here until it is
+#: taken off this list; the book says *not reproduced* with the numbers.
+KNOWN_MISSES: dict[str, str] = {
+    "vanilla RP ≤ 40": "mean 49.50 (worlds 57.35, 39.84, 51.33): vanilla keeps most facts and safety",
+    "RaDis RP ≥ 85": "mean 82.05 (worlds 85.70, 72.40, 88.05): held on world 0, where the lr was tuned; "
+                     "world 1 gives 72.40",
+    "Seq-KD RP ≥ 80": "mean 79.27 (worlds 87.45, 72.71, 77.64)",
+    "Seq-KD gain ≤ 0.4 × RaDis gain": "mean 0.858 (worlds 0.813, 0.896, 0.866): trained on y and the whole y', "
+                                      "Seq-KD learns most of the translation",
+    "SDFT RP ≥ 70": "mean 28.19 (worlds 25.44, 28.28, 30.85): the organism's SDFT request is still 'Repeat the "
+                    "words' (issue 15.3 not done for it)",
+    "fig. 4: Seq-KD < 0 in ≥ 70% of units": "mean share 0.66 (worlds 0.98, 0.50, 0.50): in worlds 1 and 2 "
+                                            "seed 1's Seq-KD is positive in 21/21 units at mid-training (LESS)",
+}
+
+
+def test_the_record_covers_worlds_0_to_2_under_the_current_settings():
+    assert RECORD is not None, f"{calibration.record_path('ci')} is missing: run python -m radis_utils.calibration"
+    assert [w["world_seed"] for w in RECORD["worlds"]] == list(calibration.WORLD_SEEDS)
+    assert calibration.record_problems(RECORD) == []
+    assert set(RECORD["checks"]) == set(calibration.checks(RECORD["aggregate"]))  # as the code computes them
+
+
+CHECKS = list(evaluate.ACCEPTANCE) + list(gradients.CHECKS.values())
+
+
+@pytest.mark.parametrize("check", [pytest.param(c, marks=pytest.mark.xfail(strict=True, reason=KNOWN_MISSES[c]))
+                                   if c in KNOWN_MISSES else c for c in CHECKS])
+def test_issue_15_threshold_on_the_mean_of_world_seeds_0_to_2(check):
+    assert RECORD is not None
+    result = RECORD["checks"][check]
+    assert result["holds"], result
+
+
+@pytest.mark.slow
+def test_this_build_reproduces_the_recorded_world_0_within_the_spread_over_worlds(built_book):
+    """The ci run of this checkout (chapters 05-08, pinned packages) against the record's world 0:
+    each acceptance value within the spread over worlds 0-2, so the record still describes the code."""
+    live = calibration.world_summary(calibration.world_config("ci", 0))
+    recorded = next(w for w in RECORD["worlds"] if w["world_seed"] == 0)
+    assert live["config_hash"] == recorded["config_hash"]
+    for key, value in recorded["acceptance_values"].items():
+        spread = RECORD["aggregate"][key]["spread"]
+        assert abs(live["acceptance_values"][key] - value) <= spread + 1e-6, (key, live["acceptance_values"][key], value)
+
+
+def test_claim_rows_get_the_mean_over_worlds_beside_their_own_verdict():
+    rows = [{"claim": "a", "threshold": "vanilla RP ≤ 40", "verdict": "partly"},
+            {"claim": "g", "threshold": gradients.CHECKS["radis"] + " (mean of seeds)", "verdict": "reproduced"},
+            {"claim": "b", "threshold": "table 5 rule", "verdict": "reproduced"}]
+    record = {"checks": {"vanilla RP ≤ 40": {"mean": 45.5, "spread": 12.25, "worlds": [40.0, 52.25, 44.25],
+                                             "threshold": 40.0, "holds": False},
+                         gradients.CHECKS["radis"]: {"mean": 1.0, "spread": 0.0, "worlds": [1.0, 1.0, 1.0],
+                                                     "threshold": 0.7, "holds": True}}}
+    a, g, b = calibration.with_worlds(rows, record)
+    assert g[calibration.WORLDS_COLUMN] == "1 (spread 0; worlds 1, 1, 1): holds"  # fig. 4's row of summary.claims
+    assert a[calibration.WORLDS_COLUMN] == "45.5 (spread 12.25; worlds 40, 52.25, 44.25): missed"
+    assert b[calibration.WORLDS_COLUMN] == "-" and a["verdict"] == "partly"  # the row's own verdict stays
+    assert calibration.with_worlds(rows, None) == rows
+    assert calibration.current_record(load_profile("smol")) is None  # a real backbone has no worlds
