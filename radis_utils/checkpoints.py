@@ -11,22 +11,20 @@ A run killed at a checkpoint and started again must end where an uninterrupted r
   sessions up (``merge_sessions``), so it covers every step, not only the last session's.
 - ``KeepMidpoint`` saves one more checkpoint at half the run's steps and keeps a copy in
   ``<adapter>/midpoint/`` (the Trainer rotates ``checkpoints/``), for fig. 4 at mid-training.
+
+The sampler and the two callbacks subclass Transformers' trainer classes, so they live in
+``radis_utils.trainer`` (imported only when a run trains); this module keeps the plain reading
+and checking of checkpoints, which every chapter can import without loading the trainer stack.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
-import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
-import torch
-from transformers import TrainerCallback
-from transformers.trainer_pt_utils import LengthGroupedSampler, get_length_grouped_indices
-
-from .records import settings_diff, write_json
+from .records import settings_diff
 
 LEDGER = "radis_run.json"
 MIDPOINT = "midpoint"  # <adapter>/midpoint/checkpoint-N: the run's state at half its steps
@@ -37,78 +35,11 @@ class ResumeError(ValueError):
     """A checkpoint that cannot be resumed as asked (the message names it and the fix)."""
 
 
-class SeededLengthGroupedSampler(LengthGroupedSampler):
-    """Length-grouped indices (mega-batches sorted by length) from a generator seeded per epoch."""
-
-    def __init__(self, batch_size: int, lengths: Sequence[int], seed: int) -> None:
-        super().__init__(batch_size, lengths=list(lengths))
-        self.seed, self.epoch = seed, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        """Called by the Trainer (through accelerate) before each epoch, also a resumed one."""
-        self.epoch = int(epoch)
-
-    def __iter__(self) -> Iterator[int]:
-        generator = torch.Generator()
-        generator.manual_seed((self.seed * 1_000_003 + self.epoch) % 2**63)
-        return iter(get_length_grouped_indices(self.lengths, self.batch_size, generator=generator))
-
-
 def session_entry(first_step: int, last_step: int, seconds: float, counters: Mapping[str, float]) -> dict[str, Any]:
     """One session's line of the ledger: steps ``first_step+1 .. last_step`` and what they cost."""
     return {"steps": [first_step, last_step], "seconds": round(seconds, 3),
             "ended": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             **{k: float(v) for k, v in counters.items()}}
-
-
-class Ledger(TrainerCallback):
-    """Writes ``radis_run.json`` (key, earlier sessions, this session so far) into each checkpoint.
-
-    ``counters()`` (set once the trainer exists) returns this session's running totals.
-    """
-
-    def __init__(self, key: Mapping[str, Any], earlier: Sequence[dict], first_step: int) -> None:
-        self.key, self.earlier, self.first_step = dict(key), list(earlier), first_step
-        self.counters: Any = dict
-        self.start = time.time()
-
-    def session(self, last_step: int) -> dict[str, Any]:
-        """This session up to ``last_step``."""
-        return session_entry(self.first_step, last_step, time.time() - self.start, self.counters())
-
-    def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        if state.is_world_process_zero:
-            folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-            write_json(folder / LEDGER, {"key": self.key,
-                                         "sessions": [*self.earlier, self.session(state.global_step)]})
-
-
-class KeepMidpoint(TrainerCallback):
-    """Saves a checkpoint at step ``max_steps // 2`` and copies it to ``<out>/midpoint/checkpoint-N``.
-
-    Saving reads the state and draws no random number, so the run's trajectory is unchanged. Add it
-    after ``Ledger`` so the copy holds the ledger; the copy is atomic (a temporary folder renamed).
-    """
-
-    def __init__(self, out: Path) -> None:
-        self.out = Path(out)
-
-    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
-        if state.global_step == state.max_steps // 2:
-            control.should_save = True
-        return control
-
-    def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        if not state.is_world_process_zero or state.global_step != state.max_steps // 2:
-            return
-        source = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-        target = self.out / MIDPOINT / source.name
-        if target.is_dir():
-            return
-        tmp = target.with_name(f".{target.name}.tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.copytree(source, tmp)
-        tmp.rename(target)
 
 
 def midpoint_checkpoint(adapter_dir: str | Path) -> Path | None:

@@ -32,15 +32,12 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import torch
-from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArguments
 
 from . import data as data_mod
 from . import models, synthesis
-from .checkpoints import (  # noqa: F401  (last_checkpoint: re-exported)
-    KeepMidpoint, Ledger, SeededLengthGroupedSampler, last_checkpoint, merge_sessions, resume_point, step_of,
-)
-from .config import METHODS, Config, ConfigError, apply_runtime, device_name, load_profile, progress, versions
-from .losses import REFERENCE, RATIONALE, Tokenized, collate, span_losses, tokenize_example
+from .checkpoints import last_checkpoint, merge_sessions, resume_point, step_of  # noqa: F401  (last_checkpoint: re-exported)
+from .config import METHODS, Config, ConfigError, apply_runtime, device_name, load_profile, versions
+from .losses import REFERENCE, RATIONALE, Tokenized, collate, tokenize_example
 from .replies import seqkd_rule, split_reply
 from .records import exclusive, read_records, settings_diff, write_json
 
@@ -158,89 +155,6 @@ class SpanCollator:
         return batch
 
 
-# --- the trainer ---------------------------------------------------------------------------
-
-class SpanTrainer(Trainer):
-    """``Trainer`` whose loss is ``losses.span_losses`` and whose logs add ``mt_loss``/``reg_loss``.
-
-    The loss of a micro-batch is the mean over its learned tokens (the ordinary CLM loss);
-    the Trainer divides it by the accumulation steps.
-    """
-
-    def __init__(self, *args: Any, rationale_weight: float = 1.0, group_seed: int | None = None,
-                 **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.rationale_weight = rationale_weight
-        self.group_seed = group_seed  # not None: length-grouped batches in a seeded order
-        self.model_accepts_loss_kwargs = False  # our loss is a per-micro-batch mean
-        self._span_sums = torch.zeros(4, dtype=torch.float64)
-        self._session = torch.zeros(3, dtype=torch.float64)  # this session: loss sum, real/processed tokens
-        self._micro_batches = 0
-
-    def _get_train_sampler(self, *args: Any, **kwargs: Any) -> Any:
-        """The seeded length-grouped sampler (both transformers lines call this with or without the dataset)."""
-        if self.group_seed is None:
-            return super()._get_train_sampler(*args, **kwargs)
-        dataset = args[0] if args else kwargs.get("train_dataset") or self.train_dataset
-        return SeededLengthGroupedSampler(self.args.train_batch_size * self.args.gradient_accumulation_steps,
-                                          [len(f["input_ids"]) for f in dataset], self.group_seed)
-
-    def compute_loss(self, model: Any, inputs: dict[str, torch.Tensor], return_outputs: bool = False,
-                     num_items_in_batch: Any = None) -> Any:
-        out = span_losses(model, inputs, self.rationale_weight)
-        self._span_sums += torch.stack([out["mt_sum"], out["mt_tokens"], out["rationale_sum"],
-                                        out["rationale_tokens"]]).detach().double().cpu()
-        ids = inputs["input_ids"]  # a padding-free (flattened) batch has no attention mask: every token is real
-        real = inputs["attention_mask"].sum() if "attention_mask" in inputs else torch.tensor(ids.numel())
-        self._session += torch.stack([out["total_mean"].detach().float().cpu(), real.float().cpu(),
-                                      torch.tensor(float(ids.numel()))]).double()
-        self._micro_batches += 1
-        return (out["total_mean"], out) if return_outputs else out["total_mean"]
-
-    def session_counters(self) -> dict[str, float]:
-        """This session's loss sum, micro-batches and tokens (those trained on, not prefetched)."""
-        loss_sum, real, processed = self._session.tolist()
-        return {"loss_sum": loss_sum, "micro_batches": self._micro_batches, "real_tokens": real,
-                "processed_tokens": processed}
-
-    def log(self, logs: dict[str, float], *args: Any, **kwargs: Any) -> None:
-        if "loss" in logs:
-            mt, mt_n, reg, reg_n = self._span_sums.tolist()
-            logs["mt_loss"] = round(mt / mt_n, 4) if mt_n else None
-            logs["reg_loss"] = round(reg / reg_n, 4) if reg_n else None
-            self._span_sums.zero_()
-        super().log(logs, *args, **kwargs)
-
-
-class ProgressBar(TrainerCallback):
-    """One ``config.progress`` bar over optimizer steps (quiet under ``RADIS_QUIET=1``)."""
-
-    def __init__(self, desc: str) -> None:
-        self.desc, self.bar = desc, None
-
-    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        if state.is_world_process_zero:
-            self.bar = progress(desc=self.desc, total=state.max_steps, initial=state.global_step, unit="step")
-
-    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        if self.bar is not None:
-            self.bar.update(state.global_step - self.bar.n)
-
-    def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
-def precision_flags(requested: str) -> dict[str, bool]:
-    """``bf16``/``fp16`` flags for ``TrainingArguments`` where the device supports them, else fp32."""
-    cuda = torch.cuda.is_available()
-    if requested == "bf16" and cuda and torch.cuda.is_bf16_supported():
-        return {"bf16": True}
-    if requested in ("bf16", "fp16") and cuda:
-        return {"fp16": True}
-    return {}
-
-
 def accumulation_steps(cfg: Config, method: str = "vanilla") -> int:
     """Micro-batches per optimizer step so that per-device batch × devices × steps = effective batch."""
     devices = int(os.environ.get("WORLD_SIZE", "1"))
@@ -252,30 +166,26 @@ def accumulation_steps(cfg: Config, method: str = "vanilla") -> int:
     return batch // per_step
 
 
-def training_arguments(cfg: Config, out_dir: Path, seed: int, method: str = "vanilla",
-                       **overrides: Any) -> TrainingArguments:
-    """The profile's ``TrainingArguments`` (works on the transformers 4.x and 5.x lines)."""
-    t = cfg.train
-    kwargs: dict[str, Any] = dict(
-        output_dir=str(out_dir / "checkpoints"), seed=seed, data_seed=seed,
-        num_train_epochs=t.epochs, max_steps=t.max_steps or -1, learning_rate=t.learning_rate,
-        lr_scheduler_type=t.lr_scheduler, warmup_ratio=t.warmup_ratio,
-        per_device_train_batch_size=t.per_device_batch, gradient_accumulation_steps=accumulation_steps(cfg, method),
-        logging_steps=t.logging_steps, save_strategy="steps", save_steps=t.save_steps, save_total_limit=2,
-        report_to=[], remove_unused_columns=False, ddp_find_unused_parameters=False,
-        disable_tqdm=True, dataloader_num_workers=0, dataloader_pin_memory=torch.cuda.is_available(),
-        use_cpu=not torch.cuda.is_available(),  # also makes `accelerate launch` on CPU data-parallel (gloo)
-        **precision_flags(t.precision))
-    fields = TrainingArguments.__dataclass_fields__
-    if t.gradient_checkpointing and cfg.model.quantization is None:  # QLoRA: set by models.add_lora
-        kwargs.update(gradient_checkpointing=True, gradient_checkpointing_kwargs={"use_reentrant": False})
-    if t.group_by_length:  # 5.x: a sampling strategy; 4.x: a flag
-        kwargs.update({"train_sampling_strategy": "group_by_length"} if "train_sampling_strategy" in fields
-                      else {"group_by_length": True})
-    if "warmup_ratio" not in fields:
-        kwargs["warmup_steps"] = kwargs.pop("warmup_ratio")  # a float < 1 is a ratio on 5.x
-    kwargs.update(overrides)
-    return TrainingArguments(**kwargs)
+def training_arguments(cfg: Config, out_dir: Path, seed: int, method: str = "vanilla", **overrides: Any) -> Any:
+    """The profile's ``TrainingArguments`` for ``method`` (``trainer.training_arguments`` with
+    this method's ``accumulation_steps``)."""
+    from .trainer import training_arguments as arguments
+
+    return arguments(cfg, out_dir, seed, accumulation_steps(cfg, method), **overrides)
+
+
+#: Names that live in ``radis_utils.trainer`` (the Trainer stack), reachable as ``train.<name>``.
+_TRAINER_NAMES = ("SpanTrainer", "ProgressBar", "precision_flags", "save_adapter", "Ledger", "KeepMidpoint",
+                  "SeededLengthGroupedSampler")
+
+
+def __getattr__(name: str) -> Any:
+    """``train.SpanTrainer`` and the other ``_TRAINER_NAMES``, imported on first use."""
+    if name in _TRAINER_NAMES:
+        from . import trainer
+
+        return getattr(trainer, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # --- one run -------------------------------------------------------------------------------
@@ -301,7 +211,7 @@ def read_summary(out: Path) -> dict[str, Any] | None:
 
 
 def train(cfg: Config, method: str, seed: int = 0, examples: Sequence[Any] | None = None,
-          source: str | None = None, tag: str = "", callbacks: Sequence[TrainerCallback] = (),
+          source: str | None = None, tag: str = "", callbacks: Sequence[Any] = (),
           verbose: bool = False, **overrides: Any) -> Path:
     """Train (or load, if finished with the same settings) one adapter; returns its folder.
 
@@ -325,7 +235,7 @@ def train(cfg: Config, method: str, seed: int = 0, examples: Sequence[Any] | Non
 
 
 def _train(cfg: Config, method: str, seed: int, out: Path, key: dict[str, Any], examples: Sequence[Any] | None,
-           source: str | None, callbacks: Sequence[TrainerCallback], verbose: bool,
+           source: str | None, callbacks: Sequence[Any], verbose: bool,
            overrides: dict[str, Any]) -> Path:
     """``train`` past its cache check (under the folder's lock)."""
     last, sessions = resume_point(out / "checkpoints", key)
@@ -338,18 +248,21 @@ def _train(cfg: Config, method: str, seed: int, out: Path, key: dict[str, Any], 
     model = models.add_lora(cfg, model)
     collator = SpanCollator(tokenizer.pad_token_id)
     args = training_arguments(cfg, out, seed, method, **overrides)
-    ledger = Ledger(key, sessions, step_of(last))
-    trainer = SpanTrainer(model=model, args=args, train_dataset=features, data_collator=collator,
-                          callbacks=[ProgressBar(f"train {method} seed {seed}"), ledger, KeepMidpoint(out), *callbacks],
-                          rationale_weight=cfg.train.rationale_weight,
-                          group_seed=seed if cfg.train.group_by_length else None)
+    from . import trainer as tr  # the Trainer stack (peft, bitsandbytes): only when a run trains
+
+    ledger = tr.Ledger(key, sessions, step_of(last))
+    trainer = tr.SpanTrainer(model=model, args=args, train_dataset=features, data_collator=collator,
+                             callbacks=[tr.ProgressBar(f"train {method} seed {seed}"), ledger, tr.KeepMidpoint(out),
+                                        *callbacks],
+                             rationale_weight=cfg.train.rationale_weight,
+                             group_seed=seed if cfg.train.group_by_length else None)
     ledger.counters = trainer.session_counters
     if not verbose:
-        trainer.remove_callback(PrinterCallback)
+        trainer.remove_callback(tr.PrinterCallback)
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
     trainer.train(resume_from_checkpoint=str(last) if last else None)
-    save_adapter(trainer, tokenizer, out)  # every process: under FSDP the gather is collective
+    tr.save_adapter(trainer, tokenizer, out)  # every process: under FSDP the gather is collective
     if trainer.is_world_process_zero():
         if cfg.train.merge:  # from the saved adapter: the trained model stays as it is
             models.load_adapter(cfg, out, merge=True).save_pretrained(out / "merged")
@@ -368,23 +281,6 @@ def _train(cfg: Config, method: str, seed: int, out: Path, key: dict[str, Any], 
         }
         write_json(out / "summary.json", summary)
     return out
-
-
-def save_adapter(trainer: Any, tokenizer: Any, out: Path) -> None:
-    """Write the adapter to ``out``; call on every process (PEFT's FSDP recipe).
-
-    Under FSDP the adapter is gathered as a full state dict (a collective every rank joins),
-    then written once by the main process; it names its base portably (``models.portable_base``).
-    """
-    if trainer.is_fsdp_enabled:
-        trainer.accelerator.state.fsdp_plugin.set_state_dict_type("FULL_STATE_DICT")
-    trainer.save_model(str(out))
-    if trainer.is_world_process_zero():
-        tokenizer.save_pretrained(out)
-        config_file = out / "adapter_config.json"
-        config = json.loads(config_file.read_text(encoding="utf-8"))
-        config["base_model_name_or_path"] = models.portable_base(config.get("base_model_name_or_path"))
-        write_json(config_file, config)
 
 
 def peak_memory_bytes() -> int:

@@ -11,7 +11,7 @@ import pytest
 import torch
 from transformers import TrainerCallback
 
-from radis_utils import data, models, records, synthesis, train
+from radis_utils import data, models, records, synthesis, train, trainer
 from radis_utils.checkpoints import ResumeError
 from radis_utils.config import ConfigError, load_profile
 from radis_utils.losses import RATIONALE, REFERENCE
@@ -170,7 +170,7 @@ def test_the_kept_midpoint_leaves_the_run_as_it_was(backbone, tmp_path, monkeypa
     mid = kept / "midpoint" / "checkpoint-3"
     assert (mid / "optimizer.pt").is_file() and (mid / "radis_run.json").is_file()
     assert sorted(p.name for p in (kept / "checkpoints").iterdir()) == ["checkpoint-4", "checkpoint-6"]
-    monkeypatch.setattr(train, "KeepMidpoint", lambda out: TrainerCallback())
+    monkeypatch.setattr(trainer, "KeepMidpoint", lambda out: TrainerCallback())
     plain = train.train(tiny_cfg(backbone, tmp_path / "plain", train__save_steps=4), "vanilla", 0)
     assert not (plain / "midpoint").exists()
     a, b = adapter_weights(kept), adapter_weights(plain)
