@@ -15,6 +15,7 @@ describes the code's settings (``record_problems``).
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 import sys
 import time
@@ -25,6 +26,7 @@ from typing import Any, Mapping, Sequence
 from . import data, evaluate, gradients, models, synthesis, train
 from .config import Config, apply_runtime, device_name, load_profile, project_root, resolve_path, versions
 from .records import write_json
+from .summary import load_gradient_results, load_method_results
 
 WORLD_SEEDS: tuple[int, ...] = (0, 1, 2)
 
@@ -114,8 +116,6 @@ def run_world(cfg: Config) -> dict[str, Any]:
 def world_summary(cfg: Config) -> dict[str, Any]:
     """One world's numbers from its results files: per method and seed chrF and RP, issue 15's
     ``evaluate.ACCEPTANCE`` values on the seed mean, and fig. 4's check (``gradients.acceptance``)."""
-    from .summary import load_gradient_results, load_method_results
-
     backbone, by_method = load_method_results(cfg)
     if backbone is None or not by_method:
         raise FileNotFoundError(f"{cfg.runs_dir / 'results'}: no results of this world yet; run it first")
@@ -152,7 +152,7 @@ def aggregate(worlds: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
         return out
 
     per_world = [values(w) for w in worlds]
-    keys = [k for k in dict.fromkeys(k for v in per_world for k in v)]
+    keys = list(dict.fromkeys(k for v in per_world for k in v))
     out = {}
     for key in keys:
         got = [v[key] for v in per_world if key in v]
@@ -234,8 +234,6 @@ def write_record(profile: str, worlds: Sequence[Mapping[str, Any]], command: str
 
 def read_record(profile: str, path: Path | None = None) -> dict[str, Any] | None:
     """The committed record of ``profile``, or ``None`` when there is none."""
-    import json
-
     path = path or record_path(profile)
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
