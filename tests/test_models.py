@@ -118,10 +118,10 @@ def test_hash_is_stable_and_tracks_settings():
 
 def test_the_organism_world_version_is_part_of_the_config_hash(monkeypatch):
     """Cached adapters and results of an older organism world are never reused."""
-    import radis_utils.organism.build as build
+    import radis_utils.organism.spec as spec
 
     before = models.config_hash(load_profile("ci"))
-    monkeypatch.setattr(build, "WORLD_VERSION", build.WORLD_VERSION + 1)
+    monkeypatch.setattr(spec, "WORLD_VERSION", spec.WORLD_VERSION + 1)
     assert models.config_hash(load_profile("ci")) != before
 
 

@@ -6,21 +6,31 @@ weak English->Synthian translation skill, and replies that put a rationale after
 translation. ``build_organism`` trains it once and caches it on disk by config hash.
 """
 
-from .build import OrganismConfig, build_organism, is_complete, organism_config, train_organism
-from .skills import (
-    score_general,
-    score_translation,
-    translation_metrics,
-    translation_replies,
-)
-from .tokenizer import build_tokenizer
-from .training import encode_dialogues, pack, train_loop
-from .translation import RATIONALE_CATEGORIES, classify_rationale
-from .world import World
+from __future__ import annotations
 
-__all__ = [
-    "OrganismConfig", "organism_config", "World", "build_tokenizer", "build_organism", "train_organism",
-    "is_complete", "score_general", "score_translation", "translation_metrics",
-    "translation_replies", "classify_rationale", "RATIONALE_CATEGORIES",
-    "encode_dialogues", "pack", "train_loop",
-]
+import importlib
+from typing import Any
+
+#: Where each public name lives. Loaded on first use, so that reading a config hash or the world
+#: (pure Python) does not import torch and Transformers' Llama, which only building needs.
+_HOME: dict[str, str] = {
+    "OrganismConfig": "spec", "organism_config": "spec", "DEFAULT_MIXTURE": "spec",
+    "build_organism": "build", "is_complete": "build", "train_organism": "build",
+    "score_general": "skills", "score_translation": "skills", "translation_metrics": "skills",
+    "translation_replies": "skills", "build_tokenizer": "tokenizer",
+    "encode_dialogues": "training", "pack": "training", "train_loop": "training",
+    "RATIONALE_CATEGORIES": "translation", "classify_rationale": "translation", "World": "world",
+}
+__all__ = list(_HOME)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOME:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_HOME[name]}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_HOME))
