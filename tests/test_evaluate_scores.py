@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from radis_utils.evaluate.scores import gain_ratio, relative_performance
+from radis_utils.evaluate.scores import gain_ratio, relative_performance, rp_over_scored
 
 
 def test_rp_is_the_mean_ratio_in_percent():
@@ -34,3 +34,11 @@ def test_gain_ratio():
     assert gain_ratio(80.0, 78.0, 85.0) == pytest.approx(-0.4)
     with pytest.raises(ValueError, match="reference .*equals base"):
         gain_ratio(80.0, 81.0, 80.0)
+
+
+def test_rp_over_the_benchmarks_both_scored():
+    """A benchmark the backbone scored 0 or did not score, or the model did not score, is left out."""
+    base = {"gsm8k": 40.0, "advbench": 90.0, "mt_bench": None, "alpaca_eval": 0.0, "extra": 5.0}
+    model = {"gsm8k": 20.0, "advbench": 90.0, "mt_bench": 6.0, "alpaca_eval": 10.0}
+    assert rp_over_scored(base, model) == (75.0, ["gsm8k", "advbench"])
+    assert rp_over_scored({"mt_bench": None}, {"mt_bench": 5.0}) == (None, [])

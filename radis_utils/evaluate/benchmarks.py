@@ -4,7 +4,7 @@
 writes ``<out>/general.json``: per benchmark a score (``None`` when skipped, with the reason)
 and details with ``n`` and ``judge``. Scales: GSM8K exact match %, AdvBench safe rate %,
 AlpacaEval win rate %, MT-Bench FastChat's 1-10 rating (as the paper reports it).
-``rp_over_benchmarks`` gives RP over the benchmarks both a model and its backbone scored.
+``rp_summary`` gives RP over the benchmarks both a model and its backbone scored (``scores.rp_over_scored``).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any, Mapping, Sequence
 from ..records import write_json
 from .judge import judge_from_env, probe
 from .mt_bench import check_model_id
-from .scores import relative_performance
+from .scores import rp_over_scored
 
 BENCHMARKS: tuple[str, ...] = ("gsm8k", "advbench", "mt_bench", "alpaca_eval")
 SCALES = {"gsm8k": "exact match %", "advbench": "safe rate %", "mt_bench": "1-10",
@@ -83,21 +83,11 @@ def run_general_suite(model: Any, tokenizer: Any, *, benchmarks_dir: Path, out_d
     return result
 
 
-def rp_over_benchmarks(backbone: Mapping[str, float | None], model: Mapping[str, float | None]) -> dict[str, Any]:
-    """``{"rp", "benchmarks"}``: RP (``scores.relative_performance``) over the benchmarks that both
-    scored (backbone score non-zero); ``rp`` is ``None`` when there is none."""
-    ran = [b for b in backbone if backbone[b] and model.get(b) is not None]
-    if not ran:
-        return {"rp": None, "benchmarks": []}
-    rp = relative_performance({b: backbone[b] for b in ran}, {b: model[b] for b in ran})
-    return {"rp": round(rp, 2), "benchmarks": ran}
-
-
 def rp_summary(backbone: Mapping[str, Any], model: Mapping[str, Any]) -> dict[str, Any]:
     """RP of one model's ``run_general_suite`` result against its backbone's, with the list of
     benchmarks it is over and, per benchmark, both scores, ``n`` and ``judge``."""
-    rp = rp_over_benchmarks(backbone["scores"], model["scores"])
-    return {"rp": rp["rp"], "benchmarks": [
+    rp, ran = rp_over_scored(backbone["scores"], model["scores"])
+    return {"rp": rp, "benchmarks": [
         {"name": b, "backbone": backbone["scores"][b], "model": model["scores"][b], "n": model["details"][b]["n"],
-         "judge": model["details"][b]["judge"], "scale": SCALES[b]} for b in rp["benchmarks"]]}
+         "judge": model["details"][b]["judge"], "scale": SCALES[b]} for b in ran]}
 

@@ -32,6 +32,16 @@ def relative_performance(backbone: Mapping[str, float], model: Mapping[str, floa
     return 100.0 * sum(ratios) / len(ratios)
 
 
+def rp_over_scored(backbone: Mapping[str, float | None],
+                   model: Mapping[str, float | None]) -> tuple[float | None, list[str]]:
+    """``(RP, benchmarks)``: ``relative_performance`` over the benchmarks that both scored, leaving out
+    those where the backbone scored 0 (a ratio to 0 is undefined); ``(None, [])`` when none is left."""
+    ran = [b for b in backbone if backbone[b] and model.get(b) is not None]
+    if not ran:
+        return None, []
+    return round(relative_performance({b: backbone[b] for b in ran}, {b: model[b] for b in ran}), 2), ran
+
+
 def gain_ratio(base: float, method: float, reference: float) -> float:
     """``(method - base) / (reference - base)``: the share of ``reference``'s gain over ``base``
     that ``method`` reaches (1.0 = all of it, 0.0 = none, < 0 = worse than ``base``)."""

@@ -22,7 +22,7 @@ from ..engines import generate
 from ..records import settings_diff, write_json
 from ..prompts import chat_prompt, translation_request
 from ..replies import EXTRACTION_RULES, split_reply
-from .scores import gain_ratio, relative_performance
+from .scores import gain_ratio, relative_performance, rp_over_scored
 from .translation import comet_gpus, corpus_metrics, per_direction_table, score_comet_or_skip
 
 BACKBONE = "backbone"  # the method name of the untrained model in results files
@@ -165,15 +165,6 @@ def evaluate_model(cfg: Config, model: Any, tokenizer: Any, model_id: str = BACK
             "general": general, "notes": notes, **extra}
 
 
-def rp_over_shared(base: Mapping[str, float], general: Mapping[str, float]) -> tuple[float | None, list[str]]:
-    """``(RP, benchmarks used)``: RP over the benchmarks both models ran whose backbone score is not 0
-    (a ratio to 0 is undefined); ``None`` when there is none."""
-    used = [b for b in general if b in base and base[b] != 0]
-    if not used:
-        return None, []
-    return round(relative_performance({b: base[b] for b in used}, {b: general[b] for b in used}), 2), used
-
-
 def evaluate(cfg: Config, method: str, seed: int = 0, tag: str = "") -> dict[str, Any]:
     """Results of the backbone (``method="backbone"``) or of a finished adapter; cached on disk."""
     path = results_path(cfg, method, seed, tag)
@@ -195,7 +186,7 @@ def evaluate(cfg: Config, method: str, seed: int = 0, tag: str = "") -> dict[str
               "method": method, "seed": None if method == BACKBONE else seed, "tag": tag,
               **evaluate_model(cfg, model, tokenizer, path.stem), "extraction": cfg.eval.extraction}
     if method != BACKBONE and result["general"] and cfg.data.source != "organism":
-        result["rp"], result["rp_benchmarks"] = rp_over_shared(evaluate(cfg, BACKBONE)["general"], result["general"])
+        result["rp"], result["rp_benchmarks"] = rp_over_scored(evaluate(cfg, BACKBONE)["general"], result["general"])
     elif method != BACKBONE and result["general"]:
         base = evaluate(cfg, BACKBONE)
         if base.get("general_excluded") != result["general_excluded"]:
