@@ -175,8 +175,7 @@ def training_arguments(cfg: Config, out_dir: Path, seed: int, method: str = "van
 
 
 #: Names that live in ``radis_utils.trainer`` (the Trainer stack), reachable as ``train.<name>``.
-_TRAINER_NAMES = ("SpanTrainer", "ProgressBar", "precision_flags", "save_adapter", "Ledger", "KeepMidpoint",
-                  "SeededLengthGroupedSampler")
+_TRAINER_NAMES = ("SpanTrainer", "save_adapter")  # what callers reach through ``train``
 
 
 def __getattr__(name: str) -> Any:
