@@ -393,3 +393,13 @@ def test_smol_threads_times_both_speedups_back_to_back(capsys):
     assert "1 thread(s): translation per direction" in out and "2 thread(s)" in out
     for line in ("all at once vs per direction, 1 thread:", "2 threads vs 1, train step:", "both ("):
         assert line in out
+
+
+def test_chapter_setup_times_both_variants_in_fresh_interpreters(capsys):
+    """One repeat: both variants run the setup in a new process and the ratio is printed."""
+    from benchmarks import chapter_setup
+
+    medians = chapter_setup.main(["--profile", "ci", "--repeats", "1"])
+    out = capsys.readouterr().out
+    assert set(medians) == {"with build", "spec only"} and all(m > 0 for m in medians.values())
+    assert "setup with build / spec only: " in out and "over 1 fresh interpreters" in out
