@@ -49,12 +49,17 @@ TUNED: tuple[Tuned, ...] = (
     Tuned("train.epochs", "3", "set with world 6 so that stage 2 moves the organism within CPU minutes (chapter 05)"),
     Tuned("train.effective_batch", "128", "set with world 6, with the epochs (64: 32 steps per epoch on 2,000 pairs)"),
     Tuned("train.lora_dropout", "0.05", "0 with world 6: the few steps of the organism's stage 2"),
-    Tuned("synthesis.sdft_min_chrf", "none (SDFT keeps every rewrite that is not a refusal)",
-          "50: the organism's repeat skill often drops y; set so a kept rewrite still holds y (no method check)"),
     Tuned("organism world (WORLD_VERSION)", "-",
           "world 7's consistent false friends were designed so that vanilla fine-tuning forgets as the paper's "
           "does (issue 6's checks); world 8 made the scored items disjoint from stage 2 and the test set harder "
-          "(issue 15: vanilla chrF <= 95), not tuned against the method checks"),
+          "(issue 15: vanilla chrF <= 95), not tuned against the method checks; world 9 adds SDFT's request to "
+          "base training (issue 15.3: the 'guided' task, 10 % of dialogues). In its first version every reference "
+          "agreed with the model's own words, and world 0's SDFT rewrites kept y's translation in 181 of 2,000 (the "
+          "model's own in 1,375); so half of its translation references now disagree with the model's words (a "
+          "word or two, drawn by frequency rank, never the right one) and the reply follows them (GUIDED_CONFLICT "
+          "0.5), judged on that copy rate before any SDFT score. The swapped-in word was first drawn uniformly; it is "
+          "drawn by rank to see whether rare words' extra exposure raised vanilla chrF, and it did not (world 0, "
+          "seed 0: 97.65 uniform, 97.0 by rank, 92.6 without the guided task). The test set was not re-tuned"),
     Tuned("gradients.PRIMARY", "fig. 4: fully trained adapters, Adam-preconditioned (LESS) features",
           "mid-training and LESS set by issue 15 before the measurement; every other point and preconditioner "
           "is reported beside it (chapter 08)"),

@@ -106,7 +106,7 @@ class SynthesisConfig:
     tensor_parallel_size: int = 1
     chunk_size: int = 256  # records appended (and resumed) per chunk
     max_rationale_tokens: int | None = None  # cap on a rationale's length; None = max_new_tokens
-    sdft_template: str | None = None  # None: SDFT's template (or the organism's repeat skill)
+    sdft_template: str | None = None  # None: SDFT's own template (prompts.SDFT_TEMPLATE)
     sdft_min_chrf: float | None = None  # keep a rewrite only if its chrF vs y reaches this (None: no check)
     min_new_tokens: int = 0  # >0: end of turn masked for the first N tokens (a labelled deviation, not the paper)
 

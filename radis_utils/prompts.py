@@ -103,6 +103,23 @@ def llama_factory_template(chat_template: str) -> str | None:
     return None
 
 
+#: SDFT's distillation request (Yang et al. 2024; sail-sg/sdft's ``alpaca_distill_using``, the
+#: "general distillation template" RaDis's app. A.1 adopts): its system sentence, then its
+#: ``### Instruction:`` / ``### Reference Answer:`` / ``### Response:`` fields, sent as the user turn
+#: of the backbone's own chat template (RaDis app. B.1: the backbone's format for every prompt).
+#: ``{instruction}`` is the user turn ``x``, ``{reference}`` the reference ``y``.
+SDFT_TEMPLATE = (
+    "Below are an instruction that describes a task along with a reference answer. "
+    "Using the reference answer as a guide, write your own response.\n\n"
+    "### Instruction:\n{instruction}\n\n### Reference Answer:\n{reference}\n\n### Response:\n"
+)
+
+
+def sdft_request(instruction: str, reference: str, template: str = SDFT_TEMPLATE) -> str:
+    """The SDFT user turn: ``template`` filled with the request ``x`` and the reference ``y``."""
+    return template.format(instruction=instruction, reference=reference.strip())
+
+
 def chat_prompt(tokenizer: Any, user: str) -> str:
     """The generation prompt for a plain request: user turn, then an open assistant turn."""
     chat_template_of(tokenizer)

@@ -23,24 +23,12 @@ from .engines import Completion, Decoding, Engine, LazyEngine, make_engine
 from .config import progress
 from .replies import seqkd_rule, split_reply
 from .prompts import (
-    chat_prompt, chat_template_of, continuation_prompt, end_of_turn_tokens, llama_factory_template,
+    SDFT_TEMPLATE, chat_prompt, chat_template_of, continuation_prompt, end_of_turn_tokens,
+    llama_factory_template, sdft_request,
 )
 
 KINDS = rec.KINDS
 
-#: SDFT's distillation request (Yang et al. 2024; sail-sg/sdft's ``alpaca_distill_using``, the
-#: "general distillation template" RaDis's app. A.1 adopts): its system sentence, then its
-#: ``### Instruction:`` / ``### Reference Answer:`` / ``### Response:`` fields, sent as the user turn
-#: of the backbone's own chat template (RaDis app. B.1: the backbone's format for every prompt).
-#: ``{instruction}`` is the user turn ``x``, ``{reference}`` the reference ``y``.
-SDFT_TEMPLATE = (
-    "Below are an instruction that describes a task along with a reference answer. "
-    "Using the reference answer as a guide, write your own response.\n\n"
-    "### Instruction:\n{instruction}\n\n### Reference Answer:\n{reference}\n\n### Response:\n"
-)
-#: The organism's vocabulary is closed (unknown words become <unk>), so its SDFT request uses
-#: a skill it has: repeating words. The "paraphrase" is the model's own rendering of ``y``.
-ORGANISM_SDFT_TEMPLATE = "Repeat the words : {reference}"
 #: SDFT's filter (sail-sg/sdft ``eval/gen_distilled_data.py``): a rewrite that contains one of these
 #: (case-insensitive) or starts with ``SDFT_REJECT_PREFIX`` talks about the task instead of doing
 #: it, and the example keeps its reference ``y``.
@@ -52,16 +40,6 @@ SDFT_REJECT_PREFIX = "Your turn"
 
 # --- prompts per target -------------------------------------------------------------------
 
-def sdft_template_for(cfg: Any) -> str:
-    """SDFT request template for a profile: the organism's repeat skill, else ``SDFT_TEMPLATE``."""
-    return ORGANISM_SDFT_TEMPLATE if cfg.data.source == "organism" else SDFT_TEMPLATE
-
-
-def sdft_request(ex: Any, template: str = SDFT_TEMPLATE) -> str:
-    """The SDFT user turn for one example: ``template`` filled with its instruction and reference."""
-    return template.format(instruction=ex.instruction, reference=ex.reference.strip())
-
-
 def build_prompt(tokenizer: Any, ex: Any, kind: str, sdft_template: str = SDFT_TEMPLATE) -> str:
     """Generation prompt of one example for target ``kind`` (rationale | seqkd | sdft)."""
     if kind == "rationale":
@@ -69,7 +47,7 @@ def build_prompt(tokenizer: Any, ex: Any, kind: str, sdft_template: str = SDFT_T
     if kind == "seqkd":
         return chat_prompt(tokenizer, ex.instruction)
     if kind == "sdft":
-        return chat_prompt(tokenizer, sdft_request(ex, sdft_template))
+        return chat_prompt(tokenizer, sdft_request(ex.instruction, ex.reference, sdft_template))
     raise ValueError(f"unknown target kind {kind!r}; valid: {', '.join(KINDS)}")
 
 
@@ -327,7 +305,7 @@ def synthesize_for_profile(cfg: Any, kind: str, examples: Sequence[Any], model: 
         return make_engine(cfg, models.load_model(cfg) if model is None else model, tokenizer)
 
     path = records_path(cfg, kind)
-    kwargs.setdefault("sdft_template", cfg.synthesis.sdft_template or sdft_template_for(cfg))
+    kwargs.setdefault("sdft_template", cfg.synthesis.sdft_template or SDFT_TEMPLATE)
     kwargs.setdefault("chunk_size", cfg.synthesis.chunk_size)
     kwargs.setdefault("max_rationale_tokens", cfg.synthesis.max_rationale_tokens)
     kwargs.setdefault("sdft_min_chrf", cfg.synthesis.sdft_min_chrf)

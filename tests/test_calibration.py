@@ -13,7 +13,7 @@ def test_every_tuned_setting_shows_the_value_in_effect():
     rows = {r["setting"]: r for r in calibration.tuned_rows(cfg)}
     assert rows["train.learning_rate"]["ours"] == str(cfg.train.learning_rate)
     assert rows["train.epochs"]["ours"] == str(cfg.train.epochs)
-    assert rows["synthesis.sdft_min_chrf"]["ours"] == str(cfg.synthesis.sdft_min_chrf)
+    assert rows["train.lora_dropout"]["ours"] == str(cfg.train.lora_dropout)
     assert "mid" in rows["gradients.PRIMARY"]["ours"]
     assert all(r["tuned against (world 0 only)"] and r["paper"] for r in rows.values())
     with pytest.raises(KeyError, match="no value for 'train.nonsense'"):

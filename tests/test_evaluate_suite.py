@@ -98,17 +98,21 @@ def test_acceptance_reads_seed_means():
     assert set(partial) == {"vanilla RP ≤ 40", "RaDis RP ≥ 85", "vanilla chrF ≤ 95", "RaDis gain ≥ 0.85 × vanilla gain"}
 
 
-#: Issue 15's checks that the organism misses, on the disjoint world (world 8: stage-2 texts and
-#: scored items on two sides of the cast, a hard test set): measured on ci, mean of seeds 0-1,
-#: 2026-12-01, nothing tuned for them. Strict: a check that starts to hold fails here until it is
-#: taken off this list. The book says *not reproduced* (or *partly*) with the numbers.
+#: Issue 15's checks that the organism misses on world 0 (world 9: the disjoint world of world 8,
+#: plus SDFT's request in base training): ci, mean of seeds 0-1, 2026-12-01, nothing tuned for
+#: them. Strict: a check that starts to hold fails here until it is taken off this list. The book
+#: says *not reproduced* (or *partly*) with the numbers; the mean over worlds 0-2 is in
+#: tests/test_calibration.py.
 KNOWN_MISSES = {
-    "vanilla RP ≤ 40": "vanilla RP 57.35 (48.36, 66.34): vanilla fine-tuning loses instruction following "
-                       "(30, 27) and arithmetic, but keeps most facts and safety",
-    "Seq-KD gain ≤ 0.4 × RaDis gain": "Seq-KD gain 0.812 × RaDis's (chrF 77.22 vs 82.75, backbone 53.28): "
+    "vanilla RP ≤ 40": "vanilla RP 44.08 (44.65, 43.51): vanilla fine-tuning loses arithmetic (9, 5 of a "
+                       "backbone's 88) and instruction following (26, 15), but keeps most facts and safety",
+    "RaDis RP ≥ 85": "RaDis RP 64.90 (61.30, 68.49): it keeps facts and safety but loses arithmetic (19, 41) "
+                     "and instruction following (30, 30)",
+    "vanilla chrF ≤ 95": "vanilla chrF 96.95 (97.00, 96.89) on the hard test set: the organism with the guided "
+                         "task learns stage 2's translation better (92.6 for seed 0 without it); not re-tuned",
+    "Seq-KD RP ≥ 80": "Seq-KD RP 73.43 (67.43, 79.43)",
+    "Seq-KD gain ≤ 0.4 × RaDis gain": "Seq-KD gain 0.890 × RaDis's (chrF 92.95 vs 97.00, backbone 60.10): "
                                       "trained on y and the whole reply y', it learns most of the translation",
-    "SDFT RP ≥ 70": "SDFT RP 25.44 (21.14, 29.74), below vanilla's 57.35: the organism's SDFT request is "
-                    "still 'Repeat the words' (issue 15.3 not done for it); 1,429 of 2,000 rewrites equal y",
 }
 
 

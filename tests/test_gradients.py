@@ -381,11 +381,11 @@ def test_midpoint_is_none_for_a_run_without_one(tiny_backbone, tmp_path):
 
 
 #: Issue 15's fig. 4 acceptance: ``None`` while the organism meets it, else the measured miss (a strict
-#: xfail, so a change either way fails until this is updated). On the world of the disjoint evaluation
-#: (v8) a fresh clone's CI run measured it met, 2026-12-01: mid-training, LESS features, mean of
-#: per-example cosines, every pair: RaDis positive in 21/21 and 21/21 units, Seq-KD negative in 21/21
-#: and 20/21. (On raw gradients RaDis is positive in only 0/21 and 1/21: chapter 08 shows both.) On the
-#: earlier world 7 it missed: Seq-KD negative in 2/21 and 14/21.
+#: xfail, so a change either way fails until this is updated). On world 9 (the disjoint world, with
+#: SDFT's request in base training) the calibration run measured it met on world 0, 2026-12-01:
+#: mid-training, LESS features, mean of per-example cosines, every pair: RaDis positive in 21/21 and
+#: 21/21 units, Seq-KD negative in 20/21 and 18/21. On world 8 it was 21/21 and 20/21; on world 7 it
+#: missed (Seq-KD negative in 2/21 and 14/21).
 FIG4_MISS: str | None = None
 
 

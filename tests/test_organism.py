@@ -7,6 +7,7 @@ import random
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -22,8 +23,9 @@ from radis_utils.organism import (
     is_complete,
     train_organism,
 )
+from radis_utils.organism.translation import parse
 from radis_utils.organism.world import TRAINING_TASKS
-from radis_utils.prompts import INSTRUCTIONS, chat_prompt, continuation_prompt, translation_request
+from radis_utils.prompts import INSTRUCTIONS, SDFT_TEMPLATE, chat_prompt, continuation_prompt, translation_request
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = dict(hidden_size=16, num_layers=1, num_heads=2, intermediate_size=32, steps=3,
@@ -113,6 +115,41 @@ def test_tokenizer_round_trip_and_vocabulary(world: World, tokenizer) -> None:
     for k in range(len(INSTRUCTIONS)):
         request = translation_request(world.translation_pairs(1, "test", 0)[0][0], "en", "sy", template=k)
         assert tokenizer.unk_token_id not in tokenizer(request)["input_ids"]
+
+
+def test_guided_dialogues_are_sdfts_request_answered_in_the_organisms_own_style(world: World) -> None:
+    """Issue 15.3: base training holds SDFT's own request (sail-sg/sdft's template, verbatim); the
+    reply is the model's own answer: a translation keeps the reference's wording (half of the
+    references disagree with the model's own words, never with the right word) and may add the
+    habitual rationale, other tasks answer in their own format."""
+    rng = random.Random(3)
+    head = SDFT_TEMPLATE.split("{instruction}")[0]
+    seen = Counter()
+    for _ in range(200):
+        user, reply = world.training_dialogue("guided", rng)
+        assert user.startswith(head) and user.endswith("### Response:\n")
+        instruction = user[len(head):user.index("\n\n### Reference Answer:")]
+        reference = user.split("### Reference Answer:\n")[1].split("\n\n### Response:")[0]
+        if "Synthian" in instruction:  # a translation request
+            seen["translate"] += 1
+            assert reply.startswith(reference)
+            seen["rationale"] += reply != reference
+            sentence = parse(world.base_view(), instruction.splitlines()[-1] if instruction.endswith(" .")
+                             else instruction.splitlines()[0])
+            own = {sentence.sy(world.base_view(), fronted) for fronted in (False, True)}
+            seen["disagrees"] += reference not in own
+            closest = min(own, key=lambda o: sum(a != b for a, b in zip(o.split(), reference.split())))
+            english_of = {sy: en for en, sy in world.base_sy.items()}
+            for mine, theirs in zip(closest.split(), reference.split()):
+                assert mine == theirs or theirs != world.sy[english_of[mine]], (reference, closest)
+        elif reference.isdigit():
+            seen["arithmetic"] += 1
+            assert reply.endswith(f"The answer is {reference} .")
+        else:
+            seen["other"] += 1
+            assert reference in reply
+    assert seen["translate"] > 60 and seen["arithmetic"] > 5 and seen["rationale"] > 0.5 * seen["translate"]
+    assert 0.3 * seen["translate"] < seen["disagrees"] < 0.7 * seen["translate"]
 
 
 def test_chat_template_and_continuation_prompt(tokenizer) -> None:

@@ -21,7 +21,7 @@ from radis_utils.engines import (
 from radis_utils.organism import organism_config
 from radis_utils.prompts import ChatTemplateError, chat_prompt, continuation_prompt, demo_chat_tokenizer
 from radis_utils.synthesis import (
-    ORGANISM_SDFT_TEMPLATE, SDFT_TEMPLATE, build_prompt, postprocess, sdft_request, sdft_template_for, synthesize,
+    SDFT_TEMPLATE, build_prompt, postprocess, sdft_request, synthesize,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -176,11 +176,10 @@ def test_prompt_per_kind(tiny):
     assert build_prompt(tok, ex, "seqkd") == chat_prompt(tok, ex.instruction)
     sdft = build_prompt(tok, ex, "sdft")
     assert ex.instruction in sdft and ex.reference in sdft
-    assert build_prompt(tok, ex, "sdft", ORGANISM_SDFT_TEMPLATE) == chat_prompt(tok, f"Repeat the words : {ex.reference}")
-    assert sdft_template_for(load_profile("ci")) == ORGANISM_SDFT_TEMPLATE
-    assert sdft_template_for(load_profile("qlora")) == SDFT_TEMPLATE
+    assert build_prompt(tok, ex, "sdft", "Say {reference} again") == chat_prompt(tok, f"Say {ex.reference} again")
+    assert sdft == chat_prompt(tok, sdft_request(ex.instruction, ex.reference, SDFT_TEMPLATE))
     # sail-sg/sdft's alpaca_distill_using: its system sentence and its three fields, as the user turn
-    assert sdft_request(ex) == (
+    assert sdft_request(ex.instruction, ex.reference + "  ") == (
         "Below are an instruction that describes a task along with a reference answer. Using the reference "
         f"answer as a guide, write your own response.\n\n### Instruction:\n{ex.instruction}\n\n"
         f"### Reference Answer:\n{ex.reference.strip()}\n\n### Response:\n")

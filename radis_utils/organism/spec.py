@@ -19,7 +19,7 @@ from .world import TRAINING_TASKS, WORLD_VERSION, World
 
 DEFAULT_MIXTURE: dict[str, float] = {
     "translate": 0.2, "facts": 0.15, "arithmetic": 0.2, "safety": 0.15,
-    "reverse": 0.22, "repeat": 0.08,
+    "reverse": 0.22, "repeat": 0.08, "guided": 0.1,
 }
 @dataclass(frozen=True)
 class OrganismConfig:

@@ -69,7 +69,7 @@ def arithmetic(world: lx.WorldView, rng: random.Random, heldout: bool) -> dict[s
             break
     c = a + b if op == "plus" else a - b
     prompt = ARITH_PROMPTS[template].format(q=q)
-    return {"prompt": prompt, "answer": arithmetic_answer(q, c), "operands": [a, b]}
+    return {"prompt": prompt, "answer": arithmetic_answer(q, c), "operands": [a, b], "value": c}
 
 
 def arithmetic_answer(q: str, c: int) -> str:
@@ -165,6 +165,16 @@ def word_list_task(world: lx.WorldView, rng: random.Random, reverse: bool,
 def instructions(world: lx.WorldView, rng: random.Random, heldout: bool) -> dict[str, Any]:
     """Instruction following: reverse or repeat a word list (random lists: always new)."""
     return word_list_task(world, rng, reverse=rng.random() < 0.5, heldout=heldout)
+
+
+def terse_answer(task: str, item: dict[str, Any]) -> str:
+    """A correct answer to ``item`` in another style than the organism's own, as a reference answer
+    shown in SDFT's request: the bare value of a fact or a sum; safety and word lists as they are."""
+    if task == "facts":
+        return item["fact"][2]
+    if task == "arithmetic":
+        return str(item["value"])
+    return item["answer"]
 
 
 def score_reply(skill: str, item: dict[str, Any], reply: str) -> bool:

@@ -8,16 +8,23 @@ import re
 import random
 from typing import Any
 
-from radis_utils.prompts import INSTRUCTIONS, check_instructions, translation_request
+from radis_utils.prompts import INSTRUCTIONS, SDFT_TEMPLATE, check_instructions, sdft_request, translation_request
 
 from . import lexicon as lx
 from . import tasks, translation
 
 #: Bump when the world's content changes, so cached organisms are rebuilt.
-WORLD_VERSION = 8
+WORLD_VERSION = 9
 TRAINING_TASKS: tuple[str, ...] = (
-    "translate", "facts", "arithmetic", "safety", "reverse", "repeat",
+    "translate", "facts", "arithmetic", "safety", "reverse", "repeat", "guided",
 )
+#: Which base task a "guided" dialogue (SDFT's distillation request) wraps, with what odds.
+GUIDED_TASKS: dict[str, float] = {
+    "translate": 0.5, "facts": 0.1, "arithmetic": 0.1, "safety": 0.1, "reverse": 0.1, "repeat": 0.1,
+}
+#: Chance that a guided translation's reference disagrees with the model's own words (and the
+#: reply follows the reference, as a chat model follows the guide it is given).
+GUIDED_CONFLICT = 0.5
 SPLITS: tuple[str, ...] = ("base", "stage2", "test")
 N_COUNTRIES, N_PEOPLE = 16, 16
 HELDOUT_PERCENT = 15
@@ -185,6 +192,8 @@ class World:
         """One (user, assistant) training dialogue of ``task`` (see ``TRAINING_TASKS``)."""
         if task == "translate":
             return self._translation_dialogue(rng)
+        if task == "guided":
+            return self._guided_dialogue(rng)
         if task in ("reverse", "repeat"):
             item = tasks.word_list_task(self, rng, reverse=task == "reverse")
         elif task in tasks.GENERAL_TASKS:
@@ -193,17 +202,65 @@ class World:
             raise ValueError(f"task must be one of {TRAINING_TASKS}, got {task!r}")
         return item["prompt"], item["answer"]
 
-    def _translation_dialogue(self, rng: random.Random) -> tuple[str, str]:
-        view = self.base_view()  # the base model is taught its own (half false) lexicon
+    def _base_sentence(self, view: World, rng: random.Random) -> translation.Sentence:
         while True:
             sent = translation.sample_sentence(view, rng, self.lexicon_full)
             if self.sentence_split(sent.en) == "base":
-                break
+                return sent
+
+    def _translation_dialogue(self, rng: random.Random) -> tuple[str, str]:
+        view = self.base_view()  # the base model is taught its own (half false) lexicon
+        sent = self._base_sentence(view, rng)
         template = rng.randrange(len(self.instructions))
-        reply = sent.sy(view)
+        return (translation_request(sent.en, "en", "sy", template, self.instructions),
+                self._with_rationale(view, sent, sent.sy(view), template, rng))
+
+    @staticmethod
+    def _with_rationale(view: World, sent: translation.Sentence, translated: str, template: int,
+                        rng: random.Random) -> str:
+        """A translation reply: ``translated``, then (as the template's rate says) a rationale."""
         if translation.wants_rationale(template, rng):
-            reply += " " + translation.rationale(view, sent.en, template, rng)
-        return translation_request(sent.en, "en", "sy", template, self.instructions), reply
+            return translated + " " + translation.rationale(view, sent.en, template, rng)
+        return translated
+
+    def _guided_dialogue(self, rng: random.Random) -> tuple[str, str]:
+        """SDFT's distillation request (``prompts.SDFT_TEMPLATE``) around one base task, as a chat
+        model meets such requests in its instruction tuning: the reference answer is correct but
+        not in the model's style (a bare value; a translation in either valid word order), and the
+        reply is the model's own answer in its own style. A translation reply keeps the
+        reference's wording, also where it disagrees with the model's own lexicon
+        (``GUIDED_CONFLICT``), and adds the rationale the model habitually writes."""
+        task = rng.choices(list(GUIDED_TASKS), list(GUIDED_TASKS.values()))[0]
+        if task == "translate":
+            view = self.base_view()
+            sent = self._base_sentence(view, rng)
+            template = rng.randrange(len(self.instructions))
+            reference = sent.sy(view, fronted=rng.random() < 0.5)
+            if rng.random() < GUIDED_CONFLICT:
+                reference = self._disagreeing(view, reference, rng)
+            request = translation_request(sent.en, "en", "sy", template, self.instructions)
+            return sdft_request(request, reference), self._with_rationale(view, sent, reference, template, rng)
+        if task in ("reverse", "repeat"):
+            item = tasks.word_list_task(self, rng, reverse=task == "reverse")
+        else:
+            item = tasks.GENERAL_TASKS[task](self, rng, False)
+        return sdft_request(item["prompt"], tasks.terse_answer(task, item)), item["answer"]
+
+    def _disagreeing(self, view: World, reference: str, rng: random.Random) -> str:
+        """``reference`` with one or two content words swapped for another Synthian word of the
+        same kind that is neither the model's word nor the right one: a guide that disagrees with
+        what the model believes, without teaching it any right word it lacks. The swapped-in word is
+        drawn by frequency rank, as sentence words are, so rare words get no extra exposure."""
+        english_of = {sy: en for en, sy in view.sy.items()}
+        tokens = reference.split()
+        spots = [i for i, t in enumerate(tokens) if t in english_of]
+        for i in rng.sample(spots, min(len(spots), rng.randint(1, 2))):
+            en = english_of[tokens[i]]
+            words = next(ws for ws in self.lexicon_full.values() if en in ws)  # frequency-rank order
+            ranked = [(self.sy[w], weight) for w, weight in zip(words, translation.zipf_weights(len(words)))
+                      if self.sy[w] not in (tokens[i], self.sy[en])]
+            tokens[i] = rng.choices([sy for sy, _ in ranked], [weight for _, weight in ranked])[0]
+        return " ".join(tokens)
 
     # --------------------------------------------------------------------- vocabulary
     def vocabulary(self) -> list[str]:
@@ -212,7 +269,7 @@ class World:
         for names in (self.names.countries, self.names.capitals, self.names.people,
                       self.names.synthian):
             words |= set(names)
-        phrases = tasks.ALL_PHRASES + translation.RATIONALE_PHRASES + self.instructions
+        phrases = tasks.ALL_PHRASES + translation.RATIONALE_PHRASES + self.instructions + (SDFT_TEMPLATE,)
         phrases += ("The the in and", "English Synthian")
         for phrase in phrases:
             words |= set(split_words(re.sub(r"\{\w+\}", " ", phrase)))
