@@ -67,16 +67,11 @@ RECORD = calibration.read_record("ci")
 #: nothing tuned on worlds 1 and 2). Strict: a check that starts to hold fails here until it is
 #: taken off this list; the book says *not reproduced* with the numbers.
 KNOWN_MISSES: dict[str, str] = {
-    "vanilla RP ≤ 40": "mean 49.50 (worlds 57.35, 39.84, 51.33): vanilla keeps most facts and safety",
-    "RaDis RP ≥ 85": "mean 82.05 (worlds 85.70, 72.40, 88.05): held on world 0, where the lr was tuned; "
-                     "world 1 gives 72.40",
-    "Seq-KD RP ≥ 80": "mean 79.27 (worlds 87.45, 72.71, 77.64)",
-    "Seq-KD gain ≤ 0.4 × RaDis gain": "mean 0.858 (worlds 0.813, 0.896, 0.866): trained on y and the whole y', "
+    "vanilla RP ≤ 40": "mean 53.29 (worlds 44.08, 60.09, 55.70): vanilla keeps most facts and safety",
+    "RaDis RP ≥ 85": "mean 75.17 (worlds 64.90, 78.75, 81.86): RaDis keeps facts and safety but loses "
+                     "about half of arithmetic on every world, and some instruction following",
+    "Seq-KD gain ≤ 0.4 × RaDis gain": "mean 0.881 (worlds 0.890, 0.884, 0.870): trained on y and the whole y', "
                                       "Seq-KD learns most of the translation",
-    "SDFT RP ≥ 70": "mean 28.19 (worlds 25.44, 28.28, 30.85): the organism's SDFT request is still 'Repeat the "
-                    "words' (issue 15.3 not done for it)",
-    "fig. 4: Seq-KD < 0 in ≥ 70% of units": "mean share 0.66 (worlds 0.98, 0.50, 0.50): in worlds 1 and 2 "
-                                            "seed 1's Seq-KD is positive in 21/21 units at mid-training (LESS)",
 }
 
 
