@@ -144,5 +144,7 @@ def test_the_ci_runs_scored_items_miss_every_training_file(built_book):
             scored = {s: [it for i, it in enumerate(v) if i not in left_out[s]] for s, v in candidates.items()}
             found = disjoint.overlaps(world, scored, index)
             assert not found, f"{method} seed {seed}: " + disjoint.describe(found)
-    # the world keeps the sides apart: the organism's own texts bring back only a few items
-    assert all(len(v) <= 0.2 * cfg.eval.general_items for v in left_out.values()), left_out
+    # the world keeps the sides apart: the organism's own texts bring back only some items, all in
+    # arithmetic (a sentence with two of an item's operands). World 9: 25 of 100, since SDFT's rewrites
+    # now carry the organism's rationales too (world 8: at most 20); every model is scored without them
+    assert all(len(v) <= 0.3 * cfg.eval.general_items for v in left_out.values()), left_out
