@@ -225,8 +225,8 @@ class World:
 
     def _guided_dialogue(self, rng: random.Random) -> tuple[str, str]:
         """SDFT's distillation request (``prompts.SDFT_TEMPLATE``) around one base task, as a chat
-        model meets such requests in its instruction tuning: the reference answer is correct but
-        not in the model's style (a bare value; a translation in either valid word order), and the
+        model meets such requests in its instruction tuning: the reference answer is in another
+        style than the model's (a bare value; a translation in either valid word order), and the
         reply is the model's own answer in its own style. A translation reply keeps the
         reference's wording, also where it disagrees with the model's own lexicon
         (``GUIDED_CONFLICT``), and adds the rationale the model habitually writes."""
