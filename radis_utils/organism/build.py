@@ -22,7 +22,7 @@ from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
 from radis_utils.records import exclusive, write_json
 
 from .skills import score_general, score_translation
-from .spec import DEFAULT_MIXTURE, OrganismConfig, organism_config  # noqa: F401 - re-exported
+from .spec import OrganismConfig
 from .tokenizer import build_tokenizer
 from .training import Batch, encode_dialogues, pack, train_loop
 from .world import TRAINING_TASKS, WORLD_VERSION, World
