@@ -20,7 +20,8 @@ import time
 from typing import Sequence
 
 SETUP = ("import pandas, matplotlib.pyplot\n"
-         "from radis_utils.config import apply_runtime, load_profile\n"
+         "from radis_utils.config import load_profile\n"
+         "from radis_utils.runtime import apply_runtime\n"
          "from radis_utils.models import environment_report\n"
          "cfg = load_profile({profile!r}); apply_runtime(cfg); environment_report(cfg)\n")
 VARIANTS = {"with build": "import radis_utils.organism.build\n", "spec only": ""}

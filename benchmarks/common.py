@@ -46,7 +46,7 @@ def figure(key: str, label: str, value: float | int | None, unit: str = "", note
 def make_record(benchmark: str, name: str, command: str, figures: list[dict[str, Any]],
                 settings: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
     """A record with device, versions, command and creation time filled in."""
-    from radis_utils.config import device_name, versions
+    from radis_utils.runtime import device_name, versions
 
     return {"benchmark": benchmark, "name": name, "device": device_name(), "versions": versions(),
             "command": command, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -82,7 +82,7 @@ def print_figures(record: dict[str, Any]) -> None:
 
 def quiet_progress() -> contextlib.AbstractContextManager[None]:
     """No progress bars inside the timings (``RADIS_QUIET=1``), restored afterwards."""
-    from radis_utils.config import QUIET_ENV
+    from radis_utils.runtime import QUIET_ENV
     from radis_utils.runbook import kernel_environment
 
     return kernel_environment({QUIET_ENV: "1"})

@@ -165,7 +165,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
     import torch
 
-    from radis_utils.config import apply_runtime, load_profile
+    from radis_utils.config import load_profile
+    from radis_utils.runtime import apply_runtime
 
     apply_runtime(load_profile("a100"))  # seeds, quiet loading
     config = arch_config(args.arch)

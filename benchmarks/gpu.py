@@ -319,8 +319,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         Path(tempfile.mkdtemp(prefix="gpu-dry-run-")) if args.dry_run else RECORDS_DIR)
     if args.dry_run and records_dir.resolve() == RECORDS_DIR.resolve():
         parser.error("--dry-run never writes into benchmarks/records/: pass another --records-dir")
-    from radis_utils.config import QUIET_ENV
     from radis_utils.runbook import kernel_environment
+    from radis_utils.runtime import QUIET_ENV
 
     # no progress bars in the log; nothing is downloadable on the GPU machine: fail at once, not on a timeout
     quiet_offline = {QUIET_ENV: "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
@@ -330,7 +330,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
 def _run(args: argparse.Namespace, plan: Plan, only: list[str] | None, records_dir: Path,
          argv: list[str]) -> dict[str, Any]:
-    from radis_utils.config import apply_runtime, load_profile
+    from radis_utils.config import load_profile
+    from radis_utils.runtime import apply_runtime
 
     apply_runtime(load_profile("ci" if args.dry_run else "a100"))  # seeds, quiet loading (ci: 1 CPU thread)
     command = args.record_command or command_line("benchmarks.gpu", argv)

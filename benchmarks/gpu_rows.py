@@ -61,7 +61,7 @@ def _peak() -> float | None:
     import torch
 
     from benchmarks.lora_step import peak_tflops
-    from radis_utils.config import device_name
+    from radis_utils.runtime import device_name
 
     return peak_tflops(device_name()) if torch.cuda.is_available() else None
 
@@ -229,7 +229,8 @@ def qlora(plan: Plan, ctx: Context) -> str:
 def pipeline(plan: Plan, ctx: Context) -> str:
     """The profile's whole pipeline in a scratch runs folder, timed per stage (record after each)."""
     from radis_utils import data, evaluate, models, synthesis, train
-    from radis_utils.config import apply_runtime, load_profile
+    from radis_utils.config import load_profile
+    from radis_utils.runtime import apply_runtime
 
     from radis_utils.config import resolve_path
 

@@ -52,8 +52,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     args = parser.parse_args(argv)
 
     from radis_utils import models
-    from radis_utils.config import apply_runtime, device_name, load_profile, versions
+    from radis_utils.config import load_profile
     from radis_utils.engines import Decoding, HFEngine, generate_completions
+    from radis_utils.runtime import apply_runtime, device_name, versions
 
     cfg = load_profile(args.profile)
     apply_runtime(cfg)

@@ -212,7 +212,7 @@ def step_record(arch: str, cfg: Any, device: str, counts: dict[str, Any], measur
                 command: str, steps: int, warmup: int, peak: float | None, not_measured: str,
                 **extra: Any) -> dict[str, Any]:
     """The ``lora_step`` record of one configuration (figures, settings, FLOPs, measurements)."""
-    from radis_utils.config import device_name
+    from radis_utils.runtime import device_name
 
     config = arch_config(arch)
     batch, seq, n_lora = cfg.train.per_device_batch, cfg.train.max_length, counts["N_lora"]
@@ -273,7 +273,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
     import torch
 
-    from radis_utils.config import apply_runtime, device_name
+    from radis_utils.runtime import apply_runtime, device_name
 
     config = arch_config(args.arch)
     device = args.device

@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from radis_utils import data, models, observation, records, synthesis
-from radis_utils.config import apply_runtime, load_profile, resolve_path
+from radis_utils.config import load_profile, resolve_path
+from radis_utils.runtime import apply_runtime
 
 VARIANTS = {
     "faithful, sampled (profile)": {},

@@ -104,7 +104,8 @@ def ci_training_run(steps: int, method: str | None = None, seed: int = 0) -> dic
     ``method`` defaults to radis when its rationales exist, else vanilla.
     """
     from radis_utils import models, synthesis, train
-    from radis_utils.config import apply_runtime, load_profile
+    from radis_utils.config import load_profile
+    from radis_utils.runtime import apply_runtime
 
     base = load_profile("ci")
     apply_runtime(base)

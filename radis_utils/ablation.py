@@ -18,9 +18,10 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from . import data, evaluate, models, synthesis, train
-from .config import Config, apply_runtime, build_config, load_profile
+from .config import Config, build_config, load_profile
 from .organism import organism_config
 from .records import read_records, write_json
+from .runtime import apply_runtime
 
 KINDS = ("self", "organism", "model")
 

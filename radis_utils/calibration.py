@@ -24,8 +24,9 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from . import data, evaluate, gradients, models, synthesis, train
-from .config import Config, apply_runtime, device_name, load_profile, project_root, resolve_path, versions
+from .config import Config, load_profile, project_root, resolve_path
 from .records import write_json
+from .runtime import apply_runtime, device_name, versions
 from .summary import load_gradient_results, load_method_results
 
 WORLD_SEEDS: tuple[int, ...] = (0, 1, 2)

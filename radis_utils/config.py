@@ -8,14 +8,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import platform
-import random
 import types
 import typing
-import warnings
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Mapping
@@ -380,59 +375,6 @@ def _check_values(cfg: Config, where: str) -> None:
         )
 
 
-#: Set to 1 (the book job does) to silence progress bars, e.g. in executed notebooks.
-QUIET_ENV = "RADIS_QUIET"
-
 #: The book's parts: each profile the main job executes, and the folder (under the book root)
 #: its executed chapters go to, which `_toc.yml` lists. Another profile writes to ``book/<name>/``.
 BOOK_PARTS: dict[str, str] = {"ci": "book/chapters", "smol": "book/smol"}
-
-
-def progress(iterable: Any = None, desc: str = "", total: int | None = None, **kwargs: Any) -> Any:
-    """A ``tqdm.auto`` bar for a long loop (widget in Jupyter, text on a terminal), off when
-    ``RADIS_QUIET=1``; it leaves no trace when done."""
-    from tqdm.auto import tqdm
-
-    return tqdm(iterable, desc=desc, total=total, leave=False,
-                disable=os.environ.get(QUIET_ENV, "") == "1", **kwargs)
-
-
-def apply_runtime(cfg: Config) -> None:
-    """Set torch threads and seeds as the profile asks (call once, in a chapter's setup cell)."""
-    import numpy as np
-    import torch
-
-    warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm without widgets
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.set_verbosity_error()  # chapters show results, not loading chatter
-    hf_logging.disable_progress_bar()
-    if cfg.runtime.threads:
-        os.environ.setdefault("OMP_NUM_THREADS", str(cfg.runtime.threads))
-        torch.set_num_threads(cfg.runtime.threads)
-    random.seed(cfg.runtime.seed)
-    np.random.seed(cfg.runtime.seed)
-    torch.manual_seed(cfg.runtime.seed)
-
-
-def versions(packages: tuple[str, ...] = (
-    "radis-book", "torch", "transformers", "peft", "accelerate", "tokenizers", "sacrebleu",
-)) -> dict[str, str]:
-    """Installed versions of the packages that shape results ('-' when absent)."""
-    out = {"python": platform.python_version()}
-    for name in packages:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = "-"
-    return out
-
-
-def device_name() -> str:
-    """A human name for the compute device torch will use."""
-    import torch
-
-    if torch.cuda.is_available():
-        n = torch.cuda.device_count()
-        return f"{n} x {torch.cuda.get_device_name(0)}"
-    return f"CPU ({os.cpu_count()} cores, {torch.get_num_threads()} torch threads)"

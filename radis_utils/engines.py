@@ -13,8 +13,8 @@ from typing import Any, Callable, Protocol, Sequence
 
 import torch
 
-from .config import progress
 from .prompts import end_of_turn_tokens
+from .runtime import progress
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .config import Config, device_name, project_root, resolve_path, versions
+from .config import Config, project_root, resolve_path
 from .gguf_backbone import is_gguf, resolve_gguf
 from .prompts import chat_template_of
+from .runtime import device_name, versions
 
 ORGANISM = "organism"
 _DTYPES = {"float32": "float32", "bfloat16": "bfloat16", "float16": "float16"}

@@ -25,7 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from .config import BOOK_PARTS, QUIET_ENV, load_profile, project_root, resolve_path
+from .config import BOOK_PARTS, load_profile, project_root, resolve_path
+from .runtime import QUIET_ENV
 
 CHAPTER_GLOB = "[0-9][0-9]_*.ipynb"
 

@@ -20,12 +20,12 @@ from typing import Any, Sequence
 
 from . import records as rec
 from .engines import Completion, Decoding, Engine, LazyEngine, make_engine
-from .config import progress
 from .replies import seqkd_rule, split_reply
 from .prompts import (
     SDFT_TEMPLATE, chat_prompt, chat_template_of, continuation_prompt, end_of_turn_tokens,
     llama_factory_template, sdft_request,
 )
+from .runtime import progress
 
 KINDS = rec.KINDS
 

@@ -36,10 +36,11 @@ import torch
 from . import data as data_mod
 from . import models, synthesis
 from .checkpoints import last_checkpoint, merge_sessions, resume_point, step_of  # noqa: F401  (last_checkpoint: re-exported)
-from .config import METHODS, Config, ConfigError, apply_runtime, device_name, load_profile, versions
+from .config import METHODS, Config, ConfigError, load_profile
 from .losses import REFERENCE, RATIONALE, Tokenized, collate, tokenize_example
 from .replies import seqkd_rule, split_reply
 from .records import exclusive, read_records, settings_diff, write_json
+from .runtime import apply_runtime, device_name, lazy_names, versions
 
 #: The synthesis target each method needs (vanilla needs none).
 SYNTHESIS_KIND = {"radis": "rationale", "seqkd": "seqkd", "sdft": "sdft"}
@@ -176,15 +177,7 @@ def training_arguments(cfg: Config, out_dir: Path, seed: int, method: str = "van
 
 #: Names that live in ``radis_utils.trainer`` (the Trainer stack), reachable as ``train.<name>``.
 _TRAINER_NAMES = ("SpanTrainer", "save_adapter")  # what callers reach through ``train``
-
-
-def __getattr__(name: str) -> Any:
-    """``train.SpanTrainer`` and the other ``_TRAINER_NAMES``, imported on first use."""
-    if name in _TRAINER_NAMES:
-        from . import trainer
-
-        return getattr(trainer, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_names(__name__, {name: "radis_utils.trainer" for name in _TRAINER_NAMES})
 
 
 # --- one run -------------------------------------------------------------------------------

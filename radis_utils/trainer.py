@@ -26,9 +26,10 @@ from transformers.trainer_pt_utils import LengthGroupedSampler, get_length_group
 
 from . import models
 from .checkpoints import LEDGER, MIDPOINT, session_entry
-from .config import Config, progress
+from .config import Config
 from .losses import span_losses
 from .records import write_json
+from .runtime import progress
 
 
 # --- exact resume (radis_utils.checkpoints) ---------------------------------------------------
@@ -157,7 +158,7 @@ class SpanTrainer(Trainer):
 
 
 class ProgressBar(TrainerCallback):
-    """One ``config.progress`` bar over optimizer steps (quiet under ``RADIS_QUIET=1``)."""
+    """One ``runtime.progress`` bar over optimizer steps (quiet under ``RADIS_QUIET=1``)."""
 
     def __init__(self, desc: str) -> None:
         self.desc, self.bar = desc, None

@@ -19,7 +19,7 @@ PACKAGE = "radis_utils"
 
 #: DESIGN.md's layer table (bottom up): a module imports only from its own layer or below.
 LAYERS: dict[int, tuple[str, ...]] = {
-    0: ("config", "records", "paper"),
+    0: ("config", "runtime", "records", "paper"),
     1: ("prompts", "replies"),
     2: ("engines",),
     3: ("organism",),

@@ -5,8 +5,7 @@ import dataclasses
 import pytest
 
 from radis_utils.config import (
-    METHODS, ConfigError, apply_runtime, load_profile, profile_names,
-    project_root, resolve_path,
+    METHODS, ConfigError, load_profile, profile_names, project_root, resolve_path,
 )
 
 
@@ -124,24 +123,3 @@ def test_paths_resolve_against_project_root(root, tmp_path, monkeypatch):
     assert project_root() == root  # chapters run from notebooks/ share runs/ with the book job
     assert load_profile("ci").runs_dir == root / "runs" / "ci"
     assert resolve_path(tmp_path) == tmp_path
-
-
-def test_runtime():
-    import torch
-
-    cfg = load_profile("ci")
-    before = torch.get_num_threads()
-    try:
-        apply_runtime(cfg)
-        assert torch.get_num_threads() == 1
-    finally:
-        torch.set_num_threads(before)
-
-
-def test_progress_bars_are_quiet_when_the_book_job_asks(monkeypatch):
-    from radis_utils.config import QUIET_ENV, progress
-
-    monkeypatch.setenv(QUIET_ENV, "1")
-    assert progress(range(3)).disable
-    monkeypatch.setenv(QUIET_ENV, "0")
-    assert not progress(range(3), file=open("/dev/null", "w")).disable

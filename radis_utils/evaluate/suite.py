@@ -17,11 +17,12 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from .. import data, models
-from ..config import Config, device_name, resolve_path, versions
+from ..config import Config, resolve_path
 from ..engines import generate
 from ..records import settings_diff, write_json
 from ..prompts import chat_prompt, translation_request
 from ..replies import EXTRACTION_RULES, split_reply
+from ..runtime import device_name, versions
 from .scores import gain_ratio, relative_performance, rp_over_scored
 from .translation import comet_gpus, corpus_metrics, per_direction_table, score_comet_or_skip
 

@@ -118,7 +118,7 @@ def seed_similarity(cfg: Any, seed: int, methods: Sequence[str] = PAIR_METHODS, 
     options differ, refused (``ResultsError``) when written under another profile or config.
     """
     from .. import models, paper
-    from ..config import device_name, progress, versions
+    from ..runtime import device_name, progress, versions
 
     path = results_path(cfg, seed)
     options = {"methods": list(methods), "per_direction": per_direction, "sample_seed": sample_seed,

@@ -8,8 +8,7 @@ translation. ``build_organism`` trains it once and caches it on disk by config h
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from radis_utils.runtime import lazy_names
 
 #: Where each public name lives. Loaded on first use, so that reading a config hash or the world
 #: (pure Python) does not import torch and Transformers' Llama, which only building needs.
@@ -22,14 +21,7 @@ _HOME: dict[str, str] = {
     "RATIONALE_CATEGORIES": "translation", "classify_rationale": "translation", "World": "world",
 }
 __all__ = list(_HOME)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _HOME:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{_HOME[name]}", __name__), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_names(__name__, {name: f"{__name__}.{module}" for name, module in _HOME.items()})
 
 
 def __dir__() -> list[str]:

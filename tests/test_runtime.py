@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+import random
+
+from radis_utils.config import load_profile
+from radis_utils.runtime import QUIET_ENV, apply_runtime, device_name, lazy_names, progress, versions
+
+
+def test_apply_runtime_sets_threads_and_seeds():
+    import torch
+
+    cfg = load_profile("ci")
+    before = torch.get_num_threads()
+    try:
+        apply_runtime(cfg)
+        assert torch.get_num_threads() == 1
+        first = (random.random(), torch.rand(1).item())
+        apply_runtime(cfg)
+        assert (random.random(), torch.rand(1).item()) == first  # the profile's seed, every time
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_progress_bars_are_quiet_when_the_book_job_asks(monkeypatch):
+    monkeypatch.setenv(QUIET_ENV, "1")
+    assert progress(range(3)).disable
+    monkeypatch.setenv(QUIET_ENV, "0")
+    assert not progress(range(3), file=open("/dev/null", "w")).disable
+
+
+def test_versions_name_every_package_and_mark_absent_ones():
+    from importlib import metadata
+
+    got = versions(("torch", "no-such-package-radis"))
+    assert got["torch"] == metadata.version("torch")
+    assert got["no-such-package-radis"] == "-" and got["python"].count(".") == 2
+
+
+def test_device_name_says_cpu_threads_here():
+    import torch
+
+    if torch.cuda.is_available():
+        assert " x " in device_name()
+    else:
+        assert device_name().startswith("CPU (") and f"{torch.get_num_threads()} torch threads" in device_name()
+
+
+def test_lazy_names_import_on_first_use_and_keep_the_name(monkeypatch):
+    import sys
+    import types
+
+    module = types.ModuleType("radis_lazy_probe")
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    module.__getattr__ = lazy_names(module.__name__, {"dumps": "json"})
+    import json
+
+    assert module.dumps is json.dumps and "dumps" in vars(module)  # kept after the first use
+    try:
+        module.loads
+    except AttributeError as err:
+        assert "radis_lazy_probe" in str(err) and "loads" in str(err)
+    else:
+        raise AssertionError("a name outside the map must be an AttributeError")
