@@ -19,7 +19,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from . import data, evaluate, models, synthesis, train
 from .config import Config, build_config, load_profile
-from .organism import organism_config
+from .organism import build_tokenizer, organism_config
 from .records import read_records, write_json
 from .runtime import apply_runtime
 
@@ -107,10 +107,13 @@ def prepare_source(cfg: Config, source: RationaleSource, examples: Sequence[Any]
     """
     examples = list(data.training_examples(cfg) if examples is None else examples)
     other = source_config(cfg, source)
-    tokenizer = models.load_tokenizer(other)
-    if source.kind == "organism" and not same_vocabulary(tokenizer, models.load_tokenizer(cfg)):
+    if source.kind == "organism" and not same_vocabulary(*(build_tokenizer(organism_config(c).world())
+                                                           for c in (other, cfg))):
+        # from the worlds, which is what an organism's tokenizer is built from: the profile's own
+        # organism need not be built yet (its build may run beside this one, chapter 07 ahead)
         raise ValueError(f"rationale source {source.name!r}: its tokenizer's vocabulary differs from the "
                          "profile's organism; organisms of one world (same world_seed) share it")
+    tokenizer = models.load_tokenizer(other)
     path, report = synthesis.synthesize_for_profile(other, "rationale", examples, tokenizer=tokenizer)
     return {**report, "source": source.name, "kind": source.kind, "folder": path.parent.name,
             "base": base_scores(other)}

@@ -160,7 +160,8 @@ def execute_chapters(notebook_dir: Path, out_dir: Path, profile: str, cwd: Path,
     """Run every chapter in order (a failure does not stop the others) and report each.
 
     With ``prefetch`` and a spare core, the ``PREFETCH`` work of later chapters runs meanwhile in
-    one background process; the first chapter with such work starts once that process has ended."""
+    one background process; the first chapter with such work starts once that process has ended,
+    and the chapters ``RUN_WHILE_AHEAD`` names run before it while it waits."""
     runs = []
     if KERNEL_TRANSPORT == "tcp":  # no IPC here: say once what the kernels' warning means
         print("note: chapter kernels talk to this job over TCP on this machine; ipykernel's "
@@ -169,7 +170,7 @@ def execute_chapters(notebook_dir: Path, out_dir: Path, profile: str, cwd: Path,
     start = time.perf_counter()
     ahead = Prefetch.start(selected, profile, cwd) if prefetch else None
     try:
-        for nb in selected:
+        for nb in execution_order(selected, ahead):
             if ahead is not None and nb.name in ahead.names:
                 print(ahead.wait(), flush=True)
             run = execute_chapter(nb, out_dir, profile, cwd, heartbeat_s)
@@ -179,6 +180,8 @@ def execute_chapters(notebook_dir: Path, out_dir: Path, profile: str, cwd: Path,
     finally:
         if ahead is not None:
             ahead.stop()
+    order = {nb.name: i for i, nb in enumerate(selected)}
+    runs.sort(key=lambda r: order.get(r.name, len(order)))  # reported in book order
     wall, own = time.perf_counter() - start, sum(r.seconds for r in runs)
     serial = own + (ahead.seconds if ahead is not None else 0.0)
     print(f"chapters: {duration(wall)} in all; the chapters' own times plus the work run ahead add up "
@@ -197,6 +200,29 @@ PREFETCH = {"07": "radis_utils.ablation:prefetch"}
 #: Backbones whose profiles run work ahead: the organism only (``ablation.prefetch``: a real
 #: backbone's work there is the other models' rationales, which may need a whole GPU).
 AHEAD_BACKBONES = ("organism",)
+
+
+#: Chapters that may run before a chapter of ``PREFETCH`` while its work ahead is still running,
+#: because they read none of the files that work writes (chapter 08 measures chapter 05's adapters,
+#: chapter 10 the benchmarks). Chapter 09 reads chapter 07's results, so it waits.
+RUN_WHILE_AHEAD: dict[str, tuple[str, ...]] = {"07": ("08", "10")}
+
+
+def execution_order(selected: list[Path], ahead: "Prefetch | None") -> Iterator[Path]:
+    """``selected`` in book order, except that on reaching a chapter whose work still runs ahead,
+    the later chapters ``RUN_WHILE_AHEAD`` names for it run first (the book's order is unchanged:
+    each chapter writes its own page)."""
+    queue = list(selected)
+    while queue:
+        nb = queue.pop(0)
+        if ahead is not None and nb.name in ahead.names and ahead.running():
+            meanwhile = [later for later in queue for prefix, names in RUN_WHILE_AHEAD.items()
+                         if nb.name.startswith(prefix) and later.name.startswith(names)]
+            for later in meanwhile:
+                print(f"ahead: {nb.name} still waits for its work; {later.name} runs first", flush=True)
+                queue.remove(later)
+                yield later
+        yield nb
 
 
 def notebook_parameters(notebook: Path) -> dict[str, Any]:
@@ -249,6 +275,10 @@ class Prefetch:
         names = [name for name, _, _ in jobs]
         print(f"ahead: {', '.join(names)} started in the background (pid {process.pid}, log {log})", flush=True)
         return cls(process, names, log, time.perf_counter())
+
+    def running(self) -> bool:
+        """Whether the background work is still going."""
+        return self.process.is_alive()
 
     def wait(self) -> str:
         """Block until the background work has ended; a line saying how it went."""

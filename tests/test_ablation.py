@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import torch
 
-from radis_utils import ablation, evaluate, models, records, synthesis, train
+from radis_utils import ablation, evaluate, records, synthesis, train
 from radis_utils.ablation import SELF, RationaleSource
 from radis_utils.config import load_profile
 from radis_utils.organism import OrganismConfig, World, build_tokenizer
@@ -178,12 +178,11 @@ def test_category_table_shares(tmp_path):
     assert ablation.identical_share({"self": path, "other": other}) == {"other": 50.0}
 
 
-def test_prepare_refuses_an_organism_of_another_world(monkeypatch, tmp_path):
+def test_prepare_refuses_an_organism_of_another_world_before_building_anything(tmp_path):
     cfg = load_profile("ci", runtime__runs_dir=str(tmp_path))
-    tokenizers = {0: build_tokenizer(World(0)), 1: build_tokenizer(World(1))}
-    monkeypatch.setattr(models, "load_tokenizer", lambda c, *a: tokenizers[1 if c.organism["train_seed"] == 11 else 0])
-    with pytest.raises(ValueError, match="vocabulary differs"):
-        ablation.prepare_source(cfg, RationaleSource("alien", organism={"train_seed": 11}), [])
+    with pytest.raises(ValueError, match="'alien': its tokenizer's vocabulary differs"):
+        ablation.prepare_source(cfg, RationaleSource("alien", organism={"world_seed": 1}), [])
+    assert not any(tmp_path.rglob("*")), "the check reads the worlds: no organism is built for it"
 
 
 def test_prefetch_runs_the_other_sources_in_the_chapters_order(monkeypatch, capsys):

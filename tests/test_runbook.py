@@ -175,3 +175,27 @@ def test_a_failure_ahead_is_reported_and_left_to_the_chapter(tmp_path, monkeypat
     line = ahead.wait()
     assert "FAILED (exit 1" in line and "the chapter does that work itself" in line
     assert "deliberate failure ahead" in ahead.log.read_text()
+
+
+class FakeAhead:
+    """Stands in for ``Prefetch`` in the ordering test: its names and whether it still runs."""
+
+    def __init__(self, names: list[str], running: bool) -> None:
+        self.names, self._running = names, running
+
+    def running(self) -> bool:
+        return self._running
+
+
+def test_independent_chapters_run_while_the_work_ahead_still_runs(capsys):
+    books = [Path(f"{n}.ipynb") for n in ("05_training", "06_evaluation", "07_ablation",
+                                          "08_gradient_similarity", "09_results", "10_performance")]
+    names = lambda order: [nb.stem[:2] for nb in order]  # noqa: E731
+    assert runbook.RUN_WHILE_AHEAD == {"07": ("08", "10")}
+    still = FakeAhead(["07_ablation.ipynb"], running=True)
+    assert names(runbook.execution_order(books, still)) == ["05", "06", "08", "10", "07", "09"]
+    assert "07_ablation.ipynb still waits for its work; 08_gradient_similarity.ipynb runs first" in capsys.readouterr().out
+    done = FakeAhead(["07_ablation.ipynb"], running=False)
+    assert names(runbook.execution_order(books, done)) == ["05", "06", "07", "08", "09", "10"]
+    assert names(runbook.execution_order(books, None)) == ["05", "06", "07", "08", "09", "10"]
+    assert names(runbook.execution_order(books[3:], still)) == ["08", "09", "10"]  # 07 not selected
