@@ -160,6 +160,12 @@ def log_series(log: Sequence[dict[str, Any]], key: str) -> tuple[list[float], li
 METHOD_COLOURS = {"vanilla": "#999999", "seqkd": "#E69F00", "sdft": "#CC79A7", "radis": "#009E73"}
 
 
+#: ``layer_bars``: the widest panel (inches) and the most unit labels under it, so that a real
+#: model's hundreds of gradient units (SmolLM2: 30 layers x 7 modules) still fit a page.
+MAX_PANEL_WIDTH = 14.0
+MAX_TICK_LABELS = 48
+
+
 def layer_bars(panels: dict[str, dict[str, Sequence[float | None]]], layers: Sequence[Any],
                ylabel: str = "mean cosine(∇MT, ∇reg)", ncols: int | None = None, xlabel: str = "layer") -> Any:
     """One panel per key (e.g. a seed), grouped bars per layer (or unit), one bar per method; ``None`` = no bar.
@@ -171,8 +177,8 @@ def layer_bars(panels: dict[str, dict[str, Sequence[float | None]]], layers: Seq
     apply_style()
     ncols = ncols or len(panels)
     nrows = -(-len(panels) // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(max(4.2, (0.5 if len(layers) <= 12 else 0.32) * len(layers) + 2.6) * ncols, 3.2 * nrows),
-                             squeeze=False, sharey=True)
+    panel_width = min(MAX_PANEL_WIDTH, max(4.2, (0.5 if len(layers) <= 12 else 0.32) * len(layers) + 2.6))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(panel_width * ncols, 3.2 * nrows), squeeze=False, sharey=True)
     values = [abs(v) for series in panels.values() for vs in series.values() for v in vs if v is not None]
     top = max(values, default=1.0) * 1.15 or 1.0
     for ax, (title, series) in zip(axes.flat, panels.items()):
@@ -184,7 +190,9 @@ def layer_bars(panels: dict[str, dict[str, Sequence[float | None]]], layers: Seq
                    color=METHOD_COLOURS.get(method.split()[0].lower().replace("-", "")))
         ax.axhline(0, color="black", lw=0.8)
         labels = [str(layer) for layer in layers]
-        ax.set_xticks(range(len(layers)), labels, rotation=90 if max(map(len, labels), default=0) > 3 else 0,
+        every = -(-len(labels) // MAX_TICK_LABELS)  # a real model's many units: every k-th label
+        ticks = list(range(0, len(labels), every))
+        ax.set_xticks(ticks, [labels[i] for i in ticks], rotation=90 if max(map(len, labels), default=0) > 3 else 0,
                       fontsize=8 if len(labels) > 12 else None)
         ax.set_xlabel(xlabel)
         ax.set_ylim(-top, top)

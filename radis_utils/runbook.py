@@ -264,8 +264,10 @@ class Prefetch:
         overlap with, so it does its own work)."""
         jobs = [(nb.name, target, notebook_parameters(nb)) for nb in selected[1:]
                 for prefix, target in PREFETCH.items() if nb.name.startswith(prefix)]
+        if not jobs or spare_cores() < 1:
+            return None
         cfg = load_profile(profile)
-        if not jobs or spare_cores() < 1 or cfg.model.backbone not in AHEAD_BACKBONES:
+        if cfg.model.backbone not in AHEAD_BACKBONES:
             return None
         log = resolve_path(cfg.runtime.runs_dir, Path(cwd)) / profile / "logs" / "prefetch.log"
         log.parent.mkdir(parents=True, exist_ok=True)

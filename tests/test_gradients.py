@@ -289,6 +289,20 @@ def test_layer_bars_one_panel_per_key():
     assert len(axes[0].patches) == 3 and axes[0].get_ylim()[0] == -axes[0].get_ylim()[1]
 
 
+def test_layer_bars_fit_a_real_models_many_units_on_a_page():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from radis_utils import plots
+
+    units = [f"{layer}.{m}" for layer in range(30) for m in ("q", "k", "v", "o", "gate", "up", "down")]
+    fig = plots.layer_bars({"seed 0": {"RaDis": [0.1] * len(units)}}, units, xlabel="unit")
+    assert fig.get_size_inches()[0] <= plots.MAX_PANEL_WIDTH
+    ax = fig.axes[0]
+    assert len(ax.patches) == len(units) and len(ax.get_xticks()) <= plots.MAX_TICK_LABELS
+    assert ax.get_xticklabels()[1].get_text() == units[int(ax.get_xticks()[1])]  # labels stay on their bars
+
+
 
 
 # --- chapter 08: three points of each run, results files, the acceptance ----------------------
