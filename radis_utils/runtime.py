@@ -1,7 +1,9 @@
 """The process a run happens in: threads and seeds, progress bars, and what it ran on.
 
 ``apply_runtime`` is the one call a chapter's setup cell makes after loading its profile;
-``versions`` and ``device_name`` are what every results file and version report records.
+``versions`` and ``device_name`` are what every results file and version report records;
+``lazy_names`` keeps a package's heavy modules (torch's Llama, Transformers' trainer) unloaded
+until a name from them is used, so that a chapter's start stays cheap.
 """
 
 from __future__ import annotations
