@@ -171,6 +171,26 @@ def gradient_claims(results: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]
     return rows
 
 
+#: The two measurements chapter 09's gradient table shows: the acceptance's (LESS's Adam features)
+#: and the raw gradients, both at mid-training over every validation pair.
+SIGN_TABLE_MEASUREMENTS = {"LESS": {"preconditioner": "less"}, "raw SGD": {"preconditioner": "sgd"}}
+
+
+def gradient_sign_table(results: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Per seed and method: how many units have a positive and a negative cosine at mid-training,
+    for each of ``SIGN_TABLE_MEASUREMENTS`` (``"k/n"``; ``-`` where that measurement was not run)."""
+    rows = []
+    for res in results:
+        for method in res["methods"]:
+            row: dict[str, Any] = {"seed": res["seed"], "method": method}
+            for label, where in SIGN_TABLE_MEASUREMENTS.items():
+                for sign, name in ((1, "positive"), (-1, "negative")):
+                    got = gradients.share_with_sign(res, method, sign, **where)
+                    row[f"{name} ({label})"] = f"{got[0]}/{got[1]}" if got else "-"
+            rows.append(row)
+    return rows
+
+
 def _paper_ablation() -> str:
     t5 = paper.RATIONALE_SOURCE_ABLATION.value
     others = [r for r in t5 if r.startswith("radis (") and r != "radis (self-generated)"]

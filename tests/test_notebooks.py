@@ -20,6 +20,22 @@ def test_every_chapter_executes(built_book, profile):
     assert len(runs) == len(runbook.chapters(runbook.project_root() / "notebooks"))
 
 
+def test_no_chapter_shows_an_empty_table(built_book):
+    """An empty DataFrame on a page is a silent failure (a results format the chapter no longer
+    reads); a table with nothing to show says so in words instead."""
+    import json
+
+    found = []
+    for profile in built_book.runs:
+        for nb in sorted(runbook.part_dir(built_book.root, profile).glob("*.ipynb")):
+            for cell in json.loads(nb.read_text(encoding="utf-8"))["cells"]:
+                for out in cell.get("outputs", []):
+                    text = "".join(out.get("data", {}).get("text/plain", ""))
+                    if text.startswith("Empty DataFrame"):
+                        found.append(f"{profile}/{nb.name}: {text.splitlines()[:3]}")
+    assert not found, found
+
+
 def test_the_book_builds_from_the_executed_chapters(built_book):
     book = built_book.root
     log = built_book.build_log.read_text(errors="replace")

@@ -61,6 +61,11 @@ def test_gradient_and_ablation_claims():
     assert [r["verdict"] for r in summary.gradient_claims([grad(1, 0)])] == ["not reproduced"] * 2
     assert rows[0]["ours"].startswith("9/10, 6/10 units positive (2 seeds; mid, less, mean cosine, keep_identical)")
     assert summary.gradient_claims([])[0]["verdict"] == "not run"
+    table = summary.gradient_sign_table([grad(9, 8), grad(6, 5, seed=1)])
+    assert [(r["seed"], r["method"]) for r in table] == [(0, "radis"), (0, "seqkd"), (1, "radis"), (1, "seqkd")]
+    assert table[0]["positive (LESS)"] == "9/10" and table[0]["negative (LESS)"] == "1/10"
+    assert table[3]["negative (LESS)"] == "5/10" and table[3]["positive (LESS)"] == "5/10"
+    assert table[0]["positive (raw SGD)"] == "-"  # that measurement is not in these results
     own = [fake(95, 90)] * 2
     # table 5 as the paper states it: general ability decides, translation does not
     assert summary.ablation_claim(own, {"other": [fake(99, 80)] * 2})["verdict"] == "reproduced"
