@@ -8,7 +8,7 @@ translation. ``build_organism`` trains it once and caches it on disk by config h
 
 from __future__ import annotations
 
-from radis_utils.runtime import lazy_names
+from ..runtime import lazy_names
 
 #: Where each public name lives. Loaded on first use, so that reading a config hash or the world
 #: (pure Python) does not import torch and Transformers' Llama, which only building needs.
