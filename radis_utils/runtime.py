@@ -34,9 +34,13 @@ def progress(iterable: Any = None, desc: str = "", total: int | None = None, **k
 
 
 def apply_runtime(cfg: Config) -> None:
-    """Set torch threads and seeds as the profile asks (call once, in a chapter's setup cell)."""
+    """Set torch threads and seeds as the profile asks (call once, in a chapter's setup cell);
+    quiet loading, and tables that show every cell in full."""
     import numpy as np
+    import pandas as pd
     import torch
+
+    pd.set_option("display.max_colwidth", None)  # a verdict or a rationale cut at "..." hides what it says
 
     warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm without widgets
     from transformers.utils import logging as hf_logging

@@ -20,20 +20,39 @@ def test_every_chapter_executes(built_book, profile):
     assert len(runs) == len(runbook.chapters(runbook.project_root() / "notebooks"))
 
 
-def test_no_chapter_shows_an_empty_table(built_book):
-    """An empty DataFrame on a page is a silent failure (a results format the chapter no longer
-    reads); a table with nothing to show says so in words instead."""
+def _outputs(built_book):
+    """(where, output) for every output of every executed chapter of every part."""
     import json
 
-    found = []
     for profile in built_book.runs:
         for nb in sorted(runbook.part_dir(built_book.root, profile).glob("*.ipynb")):
             for cell in json.loads(nb.read_text(encoding="utf-8"))["cells"]:
                 for out in cell.get("outputs", []):
-                    text = "".join(out.get("data", {}).get("text/plain", ""))
-                    if text.startswith("Empty DataFrame"):
-                        found.append(f"{profile}/{nb.name}: {text.splitlines()[:3]}")
+                    yield f"{profile}/{nb.name}", out
+
+
+def test_no_chapter_shows_an_empty_table(built_book):
+    """An empty DataFrame on a page is a silent failure (a results format the chapter no longer
+    reads); a table with nothing to show says so in words instead."""
+    found = []
+    for where, out in _outputs(built_book):
+        text = "".join(out.get("data", {}).get("text/plain", ""))
+        if text.startswith("Empty DataFrame"):
+            found.append(f"{where}: {text.splitlines()[:3]}")
     assert not found, found
+
+
+def test_no_table_cell_is_cut_short(built_book):
+    """pandas cuts a cell wider than ``display.max_colwidth`` to '...': a verdict, a 'tuned
+    against' note or a rationale cut that way hides what it says (apply_runtime lifts the cap)."""
+    import re
+
+    found = []
+    for where, out in _outputs(built_book):
+        html = "".join(out.get("data", {}).get("text/html", ""))
+        found += [f"{where}: {cell[-60:]!r}" for cell in re.findall(r"<td>(.*?)</td>", html, flags=re.S)
+                  if cell.strip().endswith("...")]
+    assert not found, found[:10]
 
 
 def test_the_book_builds_from_the_executed_chapters(built_book):

@@ -61,3 +61,16 @@ def test_lazy_names_import_on_first_use_and_keep_the_name(monkeypatch):
         assert "radis_lazy_probe" in str(err) and "loads" in str(err)
     else:
         raise AssertionError("a name outside the map must be an AttributeError")
+
+
+def test_apply_runtime_lets_tables_show_every_cell_in_full():
+    import pandas as pd
+
+    pd.set_option("display.max_colwidth", 50)  # pandas' default
+    try:
+        apply_runtime(load_profile("ci"))
+        assert pd.get_option("display.max_colwidth") is None
+        cell = "partly: " + "a long verdict " * 10 + "ends here"
+        assert pd.DataFrame({"verdict": [cell]}).to_html().count(cell) == 1
+    finally:
+        pd.reset_option("display.max_colwidth")
