@@ -6,8 +6,9 @@ image per image output of its executed notebook; no traceback or error output is
 every link to a local file resolves, anchors included; a chapter shows the profile it ran with
 (the ``profile      : ci`` line of ``models.environment_report``); math is typeset by the
 book's own MathJax (no CDN, no raw LaTeX left). A full-page screenshot of each page goes to
-``ROOT/_build/screenshots/``. Needs Debian's ``chromium`` and ``chromium-driver`` (``make test``
-installs them) and Selenium; Selenium Manager is never asked to download anything.
+``ROOT/_build/screenshots/<page>.png`` (e.g. ``book/smol/06_evaluation.png``). Needs Debian's
+``chromium`` and ``chromium-driver`` (``make test`` installs them) and Selenium; Selenium
+Manager is never asked to download anything.
 """
 
 from __future__ import annotations
@@ -244,7 +245,7 @@ def check_page(chrome, html_dir: Path, doc: str, source: Path | None = None,
     bad += _summary("TeX error(s)", seen["merror"])
     bad += _summary("raw LaTeX text(s) shown", seen["rawTex"])
     if shots is not None:
-        report.screenshot = screenshot(chrome, Path(shots) / f"{Path(doc).name}.png")
+        report.screenshot = screenshot(chrome, Path(shots) / f"{doc}.png")  # one per part: book/smol/...
     return report
 
 

@@ -60,6 +60,7 @@ def test_every_page_of_the_built_book_in_chromium(chromium, built_book):
     assert not problems, f"{len(problems)} page(s) with problems: {first}\n{json.dumps(problems, indent=1)}"
     for r in reports:
         assert r.screenshot.is_file() and r.screenshot.stat().st_size > 10_000, r.doc
+    assert len({r.screenshot for r in reports}) == len(reports), "two pages share a screenshot file"
     chapters = [r for r in reports if browser.part_profile(r.doc)]
     assert all(r.images >= 1 for r in chapters), {r.doc: r.images for r in chapters}
     assert sum(r.math for r in reports) > 0, "no page has math: the MathJax check ran on nothing"

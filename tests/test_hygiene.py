@@ -53,7 +53,18 @@ def test_chapter_shape(path):
     code = [c for c in nb.cells if c.cell_type == "code"]
     setup = code[1].source
     assert "load_profile(PROFILE" in setup and "environment_report" in setup, "setup cell follows parameters"
+    assert "apply_runtime(CFG)" in setup, "the setup cell applies the profile's runtime (threads, seeds, full tables)"
     text = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
     for heading in ["## Parameters", "## Takeaways", "## Exercises"]:
         assert heading in text, f"missing {heading!r}"
     assert "Paper vs ours" in text or "paper vs ours" in text
+
+
+def test_no_chapter_or_module_narrows_table_cells():
+    """apply_runtime lets every table show its cells in full; a narrower ``display.max_colwidth``
+    in a chapter or a package module would cut a verdict or a 'tuned against' note to '...'."""
+    sources = {p.name: "\n".join(c.source for c in nbformat.read(p, as_version=4).cells if c.cell_type == "code")
+               for p in NOTEBOOKS}
+    sources.update({str(p.relative_to(ROOT)): p.read_text() for p in (ROOT / "radis_utils").rglob("*.py")
+                    if p.name != "runtime.py"})
+    assert [name for name, text in sources.items() if "max_colwidth" in text] == []

@@ -41,19 +41,6 @@ def test_no_chapter_shows_an_empty_table(built_book):
     assert not found, found
 
 
-def test_no_table_cell_is_cut_short(built_book):
-    """pandas cuts a cell wider than ``display.max_colwidth`` to '...': a verdict, a 'tuned
-    against' note or a rationale cut that way hides what it says (apply_runtime lifts the cap)."""
-    import re
-
-    found = []
-    for where, out in _outputs(built_book):
-        html = "".join(out.get("data", {}).get("text/html", ""))
-        found += [f"{where}: {cell[-60:]!r}" for cell in re.findall(r"<td>(.*?)</td>", html, flags=re.S)
-                  if cell.strip().endswith("...")]
-    assert not found, found[:10]
-
-
 def test_the_book_builds_from_the_executed_chapters(built_book):
     """What the main job checks (runbook.check_book on every chapter it executed, at every part):
     a page for each, no error output, and each page shows the profile it ran with."""
