@@ -68,3 +68,12 @@ def test_no_chapter_or_module_narrows_table_cells():
     sources.update({str(p.relative_to(ROOT)): p.read_text() for p in (ROOT / "radis_utils").rglob("*.py")
                     if p.name != "runtime.py"})
     assert [name for name, text in sources.items() if "max_colwidth" in text] == []
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_figures_and_tables_are_numbered_by_their_chapter(path):
+    """Chapter NN numbers its own figures and tables NN.k (the paper's are 'paper figure 4' etc.,
+    without a dot), so a renumbered chapter cannot keep another chapter's labels."""
+    text = "\n".join(c.source for c in nbformat.read(path, as_version=4).cells)
+    labels = re.findall(r"\b(?:[Ff]igure|[Tt]able) (\d+)\.\d+\b", text)
+    assert all(int(n) == int(path.name[:2]) for n in labels), sorted(set(labels))
