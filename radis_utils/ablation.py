@@ -200,12 +200,34 @@ def ablation_table(runs: Mapping[str, Mapping[str, Any]],
     return pd.DataFrame(rows).set_index("rationale source")
 
 
+def summary_path(cfg: Config) -> Path:
+    """``runs/<profile>/results/ablation.json``, chapter 07's summary (``write_summary``)."""
+    return cfg.runs_dir / "results" / "ablation.json"
+
+
+def absence_note(cfg: Config) -> str:
+    """Why there are no results of other rationale sources: chapter 07 not run, or run with the
+    backbone's own rationales only (its model sources could not be loaded on this machine)."""
+    path = summary_path(cfg)
+    if not path.is_file():
+        return "not run: execute chapter 07 first"
+    try:
+        sources = list(json.loads(path.read_text())["sources"])
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        return f"not run: {path} cannot be read ({err}); execute chapter 07 again"
+    others = [name for name in sources if name != SELF.name]
+    if others:
+        return f"the results of {', '.join(others)} ({path.name}) are incomplete: execute chapter 07 again"
+    return (f"chapter 07 ran with the backbone's own rationales only ({path.name}): no other "
+            f"rationale source could be loaded at profile {cfg.profile}")
+
+
 def write_summary(cfg: Config, sources: Sequence[RationaleSource], runs: Mapping[str, Mapping[str, Any]],
                   table: Any) -> Path:
-    """``runs/<profile>/results/ablation.json`` (atomic): each source's settings, folder, tag and
-    synthesis share, and the table's rows, for a summary page. The per-seed results are the files of
+    """``summary_path(cfg)`` (atomic): each source's settings, folder, tag and synthesis share, and
+    the table's rows, for a summary page. The per-seed results are the files of
     ``evaluate.results_path(cfg, "radis", seed, tag)``."""
-    path = cfg.runs_dir / "results" / "ablation.json"
+    path = summary_path(cfg)
     out = {"profile": cfg.profile, "config_hash": models.config_hash(cfg),
            "sources": {s.name: {"kind": s.kind, "organism": dict(s.organism) if s.organism is not None else None,
                                 "model": s.model, "folder": source_folder(cfg, s), "tag": source_tag(cfg, s),

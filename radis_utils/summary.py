@@ -10,7 +10,6 @@ contradicts it), or ``not run``. A claim whose check the organism was tuned to p
 
 from __future__ import annotations
 
-import json
 from typing import Any, Mapping, Sequence
 
 from . import evaluate, gradients, paper
@@ -234,23 +233,6 @@ def load_ablation_results(cfg: Config) -> dict[str, list[dict[str, Any]]]:
             continue
     return out
 
-
-
-def ablation_absence(cfg: Config) -> str:
-    """Why there are no results of other rationale sources: chapter 07 not run, or run with the
-    backbone's own rationales only (its model sources could not be loaded on this machine)."""
-    path = cfg.runs_dir / "results" / "ablation.json"
-    if not path.is_file():
-        return "not run: execute chapter 07 first"
-    try:
-        sources = list(json.loads(path.read_text())["sources"])
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        return f"not run: {path} cannot be read ({err}); execute chapter 07 again"
-    others = [name for name in sources if name != "self"]
-    if others:
-        return f"the results of {', '.join(others)} ({path.name}) are incomplete: execute chapter 07 again"
-    return (f"chapter 07 ran with the backbone's own rationales only ({path.name}): no other "
-            f"rationale source could be loaded at profile {cfg.profile}")
 
 def claims(cfg: Config) -> list[dict[str, Any]]:
     """Every claim row: methods (chapter 06), rationale sources (06), gradients (07)."""

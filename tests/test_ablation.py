@@ -202,3 +202,16 @@ def test_prefetch_runs_the_other_sources_in_the_chapters_order(monkeypatch, caps
     calls.clear()
     assert ablation.prefetch("smol", params) == [] and calls == []  # a real backbone: nothing run ahead
     assert "not the organism" in capsys.readouterr().out
+
+
+def test_absence_note_says_whether_chapter_07_ran(tmp_path):
+    cfg = load_profile("smol", runtime__runs_dir=str(tmp_path))
+    assert ablation.absence_note(cfg) == "not run: execute chapter 07 first"
+    path = ablation.summary_path(cfg)
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"sources": {"self": {}}}))
+    assert "own rationales only" in ablation.absence_note(cfg) and "smol" in ablation.absence_note(cfg)
+    path.write_text(json.dumps({"sources": {"self": {}, "another chat model": {}}}))
+    assert ablation.absence_note(cfg).startswith("the results of another chat model")
+    path.write_text("{not json")
+    assert "cannot be read" in ablation.absence_note(cfg) and str(path) in ablation.absence_note(cfg)

@@ -3,7 +3,6 @@ ALMA), and the real book builds from them, one part per profile."""
 
 from __future__ import annotations
 
-
 import pytest
 
 from radis_utils import runbook
@@ -19,25 +18,19 @@ def test_every_chapter_executes(built_book, profile):
     assert len(runs) == len(runbook.chapters(runbook.project_root() / "notebooks"))
 
 
-def _outputs(built_book):
-    """(where, output) for every output of every executed chapter of every part."""
+def test_no_chapter_shows_an_empty_table(built_book):
+    """An empty DataFrame on a page is a silent failure (a results format the chapter no longer
+    reads); a table with nothing to show says so in words instead."""
     import json
 
+    found = []
     for profile in built_book.runs:
         for nb in sorted(runbook.part_dir(built_book.root, profile).glob("*.ipynb")):
             for cell in json.loads(nb.read_text(encoding="utf-8"))["cells"]:
                 for out in cell.get("outputs", []):
-                    yield f"{profile}/{nb.name}", out
-
-
-def test_no_chapter_shows_an_empty_table(built_book):
-    """An empty DataFrame on a page is a silent failure (a results format the chapter no longer
-    reads); a table with nothing to show says so in words instead."""
-    found = []
-    for where, out in _outputs(built_book):
-        text = "".join(out.get("data", {}).get("text/plain", ""))
-        if text.startswith("Empty DataFrame"):
-            found.append(f"{where}: {text.splitlines()[:3]}")
+                    text = "".join(out.get("data", {}).get("text/plain", ""))
+                    if text.startswith("Empty DataFrame"):
+                        found.append(f"{profile}/{nb.name}: {text.splitlines()[:3]}")
     assert not found, found
 
 

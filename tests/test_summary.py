@@ -98,19 +98,6 @@ def test_claims_read_the_results_folder(tmp_path):
     assert gradients.results_path(cfg, 0).parent == folder
 
 
-
-def test_ablation_absence_says_whether_chapter_07_ran(tmp_path):
-    cfg = load_profile("smol", runtime__runs_dir=str(tmp_path))
-    assert summary.ablation_absence(cfg) == "not run: execute chapter 07 first"
-    path = cfg.runs_dir / "results" / "ablation.json"
-    path.parent.mkdir(parents=True)
-    path.write_text(json.dumps({"sources": {"self": {}}}))
-    assert "own rationales only" in summary.ablation_absence(cfg) and "smol" in summary.ablation_absence(cfg)
-    path.write_text(json.dumps({"sources": {"self": {}, "another chat model": {}}}))
-    assert summary.ablation_absence(cfg).startswith("the results of another chat model")
-    path.write_text("{not json")
-    assert "cannot be read" in summary.ablation_absence(cfg) and str(path) in summary.ablation_absence(cfg)
-
 def test_paper_vs_ours_labels_both_metrics():
     backbone = fake(60, 100)
     rows = summary.paper_vs_ours(backbone, {"vanilla": [fake(100, 40), fake(98, 30)]}, ["en-sy"])
