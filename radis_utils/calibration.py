@@ -104,10 +104,7 @@ def run_world(cfg: Config) -> dict[str, Any]:
     ``world_summary``. Fig. 4 uses chapter 08's defaults (the profile's ``eval.gradient_items``)."""
     apply_runtime(cfg)
     examples = data.training_examples(cfg)
-    model, tokenizer = models.load_backbone(cfg)
-    for kind in synthesis.KINDS:
-        synthesis.synthesize_for_profile(cfg, kind, examples, model, tokenizer)
-    del model
+    synthesis.synthesize_kinds(cfg, synthesis.KINDS, examples, tokenizer=models.load_tokenizer(cfg))
     for seed in cfg.train.seeds:
         for method in cfg.train.methods:
             train.train(cfg, method, seed)
@@ -195,32 +192,17 @@ def world_rows(record: Mapping[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-WORLDS_COLUMN = "worlds 0-2 (calibration record)"
-
-
 def current_record(cfg: Config) -> dict[str, Any] | None:
-    """The record of ``cfg``'s profile when it is an organism profile and the record matches the
-    checkout's settings (``record_problems`` empty); else ``None``."""
+    """The record of ``cfg``'s profile when it describes ``cfg``: an organism profile whose
+    settings give the record's world-0 config hash, with every world current (``record_problems``
+    empty); else ``None``."""
     if cfg.data.source != "organism":
         return None
     record = read_record(cfg.profile)
-    return record if record is not None and not record_problems(record) else None
-
-
-def with_worlds(rows: Sequence[Mapping[str, Any]], record: Mapping[str, Any] | None) -> list[dict[str, Any]]:
-    """Claim rows (``summary.claims``) with ``WORLDS_COLUMN``: the row's threshold on the mean over
-    worlds, its spread and whether it holds ("-" where the record has no such check); the rows
-    unchanged without a record."""
-    if record is None:
-        return [dict(r) for r in rows]
-    out = []
-    for row in rows:
-        c = record["checks"].get(str(row.get("threshold", "")).removesuffix(" (mean of seeds)"))
-        cell = "-" if c is None else (f"{c['mean']:g} (spread {c['spread']:g}; worlds "
-                                      f"{', '.join(f'{v:g}' for v in c['worlds'] if v is not None)}): "
-                                      f"{'holds' if c['holds'] else 'missed'}")
-        out.append({**row, WORLDS_COLUMN: cell})
-    return out
+    if record is None or record_problems(record):
+        return None
+    zero = next((w for w in record["worlds"] if w["world_seed"] == cfg.organism.get("world_seed", 0)), None)
+    return record if zero is not None and zero["config_hash"] == models.config_hash(cfg) else None
 
 
 def record_path(profile: str) -> Path:

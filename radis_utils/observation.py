@@ -14,6 +14,7 @@ import re
 from collections import Counter
 from typing import Any, Callable, Sequence
 
+from .records import write_json
 from .replies import split_reply
 
 #: Keyword heuristic for real backbones: category -> regular expression (case-insensitive).
@@ -84,3 +85,19 @@ def observe(cfg: Any, model: Any, tokenizer: Any, requests: Sequence[dict[str, A
         records.append({**request, "reply": reply, "translation": translation,
                         "rationale": rationale, "categories": classify(rationale) if rationale else []})
     return records
+
+
+def results_path(cfg: Any) -> Any:
+    """``runs/<profile>/results/observation.json``: chapter 02's counts, read by chapter 09."""
+    return cfg.runs_dir / "results" / "observation.json"
+
+
+def write_results(cfg: Any, records: Sequence[dict[str, Any]]) -> None:
+    """Chapter 02's replies as chapter 09 grades them: per reply, whether a rationale followed and
+    its content categories (atomic write)."""
+    from .models import config_hash
+
+    write_json(results_path(cfg), {
+        "profile": cfg.profile, "config_hash": config_hash(cfg), "backbone": cfg.model.backbone,
+        "replies": [{"direction": r["direction"], "rationale": bool(r["rationale"]), "categories": r["categories"]}
+                    for r in records]})

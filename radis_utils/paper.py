@@ -194,6 +194,35 @@ COMPARABLE_TO_VANILLA = Fact({"radis": (81.58, 83.17), "vanilla": (82.02, 83.56)
                              "the text's figures (LLaMA-2, Mistral); only Mistral's RaDis 83.17 is the mean "
                              "of its table 1-2 averages, the other three do not follow from tables 1-2")
 
+#: The introduction's headline: RaDis's COMET gain over the backbone (LLaMA-2, Mistral), "5.6 and
+#: 8.9 points"; ``headline_gains`` computes the same from tables 1-2's deltas.
+HEADLINE_GAINS = Fact({"radis": (5.6, 8.9)}, "§1, fig. 1",
+                      "COMET points; the figure itself is an image the text extraction lost")
+
+
+def headline_gains(method: str = "radis") -> tuple[float | None, ...]:
+    """``method``'s COMET gain per backbone as the mean of tables 1-2's en→X and X→en average
+    deltas (what the introduction's 5.6 / 8.9 summarise; ``None`` where a cell was lost)."""
+    out = []
+    for b in BACKBONES:
+        sides = [TRANSLATION_DELTAS.value[d][b][method]["avg"] for d in ("en-xx", "xx-en")]
+        out.append(None if None in sides else round(sum(sides) / 2, 2))
+    return tuple(out)
+
+
+def figure1_points() -> list[dict[str, Any]]:
+    """Fig. 1's axes from the tables: per backbone and method, COMET (mean of tables 1-2's two
+    averages) and MT-Bench (table 3). Derived, since the figure's image is not in the text."""
+    rows = []
+    for b in BACKBONES:
+        for m in ROWS:
+            sides = [TRANSLATION.value[d][b][m]["avg"] for d in ("en-xx", "xx-en")]
+            rows.append({"backbone": b, "method": m, "COMET (mean of en→X, X→en)":
+                         None if None in sides else round(sum(sides) / 2, 2),
+                         "MT-Bench": GENERAL_ABILITY.value[b][m]["mt_bench"]})
+    return rows
+
+
 #: Every lost, derived or re-placed cell: ``(fact, direction or "", group, row, column) -> note``.
 CELL_NOTES: dict[tuple[str, str, str, str, str], str] = {
     ("TRANSLATION", "en-xx", MISTRAL, "backbone", "zh"): "derived: 83.63 − 12.31 (Vanilla-FT's zh and its delta; "
@@ -326,7 +355,9 @@ def settings_rows(profiles: dict[str, Any]) -> list[dict[str, Any]]:
         "learning_rate": lambda c: c.train.learning_rate,
         "lr_scheduler": lambda c: c.train.lr_scheduler,
         "effective_batch": lambda c: c.train.effective_batch,
-        "seqkd_batch": lambda c: f"{c.train.effective_batch} (same batch: Seq-KD's doubled data takes twice the steps)",
+        "seqkd_batch": lambda c: (f"{2 * c.train.effective_batch} (doubled: the same number of steps as the others)"
+                                  if c.train.seqkd_double_batch else
+                                  f"{c.train.effective_batch} (not doubled: Seq-KD's twice-as-large data takes twice the steps)"),
         "backbones": lambda c: c.model.backbone,
         "instructions": lambda c: f"{len(c.prompts.instructions)} templates, seeded draw per example",
         "synthesis_engine": lambda c: c.synthesis.engine,

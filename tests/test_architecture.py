@@ -19,7 +19,7 @@ PACKAGE = "radis_utils"
 
 #: DESIGN.md's layer table (bottom up): a module imports only from its own layer or below.
 LAYERS: dict[int, tuple[str, ...]] = {
-    0: ("config", "runtime", "records", "paper"),
+    0: ("config", "runtime", "records", "paper", "verdicts"),
     1: ("prompts", "replies"),
     2: ("engines",),
     3: ("organism",),
@@ -28,7 +28,7 @@ LAYERS: dict[int, tuple[str, ...]] = {
     6: ("losses", "checkpoints", "trainer", "train"),
     7: ("evaluate",),
     8: ("observation", "ablation", "gradients"),
-    9: ("summary", "calibration", "plots", "runbook", "browser"),
+    9: ("summary", "calibration", "machines", "claims", "plots", "runbook", "browser"),
 }
 
 

@@ -1,10 +1,10 @@
-"""Calibration in the open: the tuned settings, the worlds, and the committed record (issue 15.4)."""
+"""Calibration in the open: the tuned settings, the worlds, and the committed records."""
 
 from __future__ import annotations
 
 import pytest
 
-from radis_utils import calibration, evaluate, gradients, models
+from radis_utils import calibration, claims, evaluate, gradients, machines, models
 from radis_utils.config import load_profile
 
 
@@ -63,9 +63,12 @@ def test_a_record_written_under_other_settings_names_the_world_and_the_fix(tmp_p
 
 RECORD = calibration.read_record("ci")
 
-#: Issue 15's thresholds missed on the mean of world seeds 0-2 (calibration/ci.json, 2026-12-01;
+#: The record's thresholds whose mean over worlds 0-2 misses (calibration/ci.json, 2026-12-01;
 #: nothing tuned on worlds 1 and 2). Strict: a check that starts to hold fails here until it is
-#: taken off this list; the book says *not reproduced* with the numbers.
+#: taken off this list. These are the mean-only checks the record stores; the book's verdicts
+#: (chapter 09, ``radis_utils.claims``) also read each value's interval over the record's runs, so
+#: a miss here is *not reproduced* there only where the interval does not reach the threshold
+#: (tests/test_claims.py: Seq-KD's gain is; the RP rows depend on the machine spread).
 KNOWN_MISSES: dict[str, str] = {
     "vanilla RP ≤ 40": "mean 53.29 (worlds 44.08, 60.09, 55.70): vanilla keeps most facts and safety",
     "RaDis RP ≥ 85": "mean 75.17 (worlds 64.90, 78.75, 81.86): RaDis keeps facts and safety but loses "
@@ -94,28 +97,35 @@ def test_issue_15_threshold_on_the_mean_of_world_seeds_0_to_2(check):
 
 
 @pytest.mark.slow
-def test_this_build_reproduces_the_recorded_world_0_within_the_spread_over_worlds(built_book):
-    """The ci run of this checkout (chapters 05-08, pinned packages) against the record's world 0:
-    each acceptance value within the spread over worlds 0-2, so the record still describes the code."""
-    live = calibration.world_summary(calibration.world_config("ci", 0))
-    recorded = next(w for w in RECORD["worlds"] if w["world_seed"] == 0)
-    assert live["config_hash"] == recorded["config_hash"]
-    for key, value in recorded["acceptance_values"].items():
-        spread = RECORD["aggregate"][key]["spread"]
-        assert abs(live["acceptance_values"][key] - value) <= spread + 1e-6, (key, live["acceptance_values"][key], value)
+def test_this_build_matches_the_recorded_world_0_on_its_kernels_or_within_the_machine_spread(built_book):
+    """This checkout's ci run (chapters 05-08) against world 0 as recorded. On kernels that a
+    build of ``calibration/ci-kernels.json`` used (same fingerprint) it must be that build, to
+    the last digit; on other kernels (another CPU) the organism is another model, so each value
+    must lie within the 99 % prediction interval of the recorded builds (the machine as one more
+    random draw: ``machines.prediction_margin``)."""
+    cfg = calibration.world_config("ci", 0)
+    live = calibration.world_summary(cfg)
+    assert live["config_hash"] == next(w for w in RECORD["worlds"] if w["world_seed"] == 0)["config_hash"]
+    kernels = machines.read_record("ci")
+    assert kernels is not None, f"{machines.record_path('ci')} is missing: run python -m radis_utils.machines"
+    builds = kernels["builds"]
+    here = machines.fingerprint_here()
+    same = [b for b in builds.values() if b.get("fingerprint") == here]
+    values = claims.world_mean(live)
+    if same:
+        for key, value in claims.world_mean(same[0]).items():
+            assert values[key] == pytest.approx(value, abs=1e-9), (key, "kernels", here)
+        return
+    means = [claims.world_mean(b) for b in builds.values()]
+    for key in set.intersection(*(set(m) for m in means)):
+        got = [m[key] for m in means]
+        centre, margin = sum(got) / len(got), machines.prediction_margin(got)
+        if margin == 0:  # the same on every recorded machine (e.g. RaDis's LESS share): no spread to predict from
+            continue
+        assert abs(values[key] - centre) <= margin, (key, values[key], centre, margin, "kernels", here)
 
 
-def test_claim_rows_get_the_mean_over_worlds_beside_their_own_verdict():
-    rows = [{"claim": "a", "threshold": "vanilla RP ≤ 40", "verdict": "partly"},
-            {"claim": "g", "threshold": gradients.CHECKS["radis"] + " (mean of seeds)", "verdict": "reproduced"},
-            {"claim": "b", "threshold": "table 5 rule", "verdict": "reproduced"}]
-    record = {"checks": {"vanilla RP ≤ 40": {"mean": 45.5, "spread": 12.25, "worlds": [40.0, 52.25, 44.25],
-                                             "threshold": 40.0, "holds": False},
-                         gradients.CHECKS["radis"]: {"mean": 1.0, "spread": 0.0, "worlds": [1.0, 1.0, 1.0],
-                                                     "threshold": 0.7, "holds": True}}}
-    a, g, b = calibration.with_worlds(rows, record)
-    assert g[calibration.WORLDS_COLUMN] == "1 (spread 0; worlds 1, 1, 1): holds"  # fig. 4's row of summary.claims
-    assert a[calibration.WORLDS_COLUMN] == "45.5 (spread 12.25; worlds 40, 52.25, 44.25): missed"
-    assert b[calibration.WORLDS_COLUMN] == "-" and a["verdict"] == "partly"  # the row's own verdict stays
-    assert calibration.with_worlds(rows, None) == rows
+def test_only_an_organism_profile_with_its_own_settings_has_a_current_record(tmp_path):
     assert calibration.current_record(load_profile("smol")) is None  # a real backbone has no worlds
+    assert calibration.current_record(load_profile("ci", runtime__runs_dir=str(tmp_path))) is None
+    assert calibration.current_record(load_profile("ci")) == RECORD

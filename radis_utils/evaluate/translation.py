@@ -1,7 +1,7 @@
 """Translation quality: the translation cut from a reply, sacreBLEU BLEU/chrF, and COMET.
 
-The paper scores WMT'22 test sets with COMET (``Unbabel/wmt22-comet-da``) and BLEU (tables
-1-2). COMET needs ``unbabel-comet``, which pins ``transformers<5``, so it lives in its own
+The paper reports COMET (``Unbabel/wmt22-comet-da``) on WMT'22 test sets (tables 1-2), and no
+BLEU; this module adds sacreBLEU's BLEU and chrF, which need no model. COMET needs ``unbabel-comet``, which pins ``transformers<5``, so it lives in its own
 environment (``pip install -e '.[eval]'``); without it every COMET entry is skipped with a
 message and BLEU/chrF still come out. COMET is imported inside functions only.
 """

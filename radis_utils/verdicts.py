@@ -1,0 +1,140 @@
+"""The one rule that turns a number and its uncertainty into a verdict, fixed before any result.
+
+A claim of the paper becomes a *threshold* (``value op limit``). Its value is measured on some
+units (organism runs: worlds x seeds; a real model: test items), giving a mean and a 95 %
+interval:
+
+- *reproduced*: the mean meets the threshold and the whole interval does too;
+- *not reproduced*: the mean misses it and the interval does not reach it;
+- *inconclusive*: the interval straddles the threshold (the row says what n would decide);
+- *not checked*: the claim needs what this project cannot run (the row says why);
+- *not run*: the chapters that measure it have not run, or the value is undefined here.
+
+Intervals: ``t_interval`` (Student's t over independent runs), ``binomial_interval``
+(Clopper-Pearson, for a share of items), ``paired_bootstrap`` (percentile interval of a
+statistic over test items resampled together for every model). ``widen`` adds a margin on both
+sides, e.g. the organism's measured machine-to-machine spread (``radis_utils.machines``).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass, replace
+from typing import Callable, Mapping, Sequence
+
+REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE = "reproduced", "not reproduced", "inconclusive"
+NOT_CHECKED, NOT_RUN = "not checked", "not run"
+VERDICTS: tuple[str, ...] = (REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE, NOT_CHECKED, NOT_RUN)
+LEVEL = 0.95
+#: Fewest items per stratum a bootstrap is drawn from: below it, resampling two or three items
+#: says little about the spread (its variance is (n - 1) / n of the true one, and few values exist).
+MIN_BOOTSTRAP = 10
+
+_OPS: dict[str, Callable[[float, float], bool]] = {
+    "<=": lambda v, t: v <= t, ">=": lambda v, t: v >= t, "<": lambda v, t: v < t, ">": lambda v, t: v > t}
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A mean with its ``LEVEL`` interval, over ``n`` units measured by ``method``."""
+
+    mean: float
+    lo: float
+    hi: float
+    n: int
+    method: str
+
+    def text(self, digits: int = 3) -> str:
+        """``"0.881 [0.85, 0.91]"`` (rounded to ``digits`` significant figures)."""
+        f = lambda v: f"{v:.{digits}g}"
+        return f"{f(self.mean)} [{f(self.lo)}, {f(self.hi)}]"
+
+
+def holds(op: str, value: float, limit: float) -> bool:
+    """Whether ``value op limit`` (``<=``, ``>=``, ``<``, ``>``)."""
+    if op not in _OPS:
+        raise ValueError(f"unknown operator {op!r}; use one of {sorted(_OPS)}")
+    return _OPS[op](value, limit)
+
+
+def grade(interval: Interval, op: str, limit: float) -> str:
+    """The module's rule: *reproduced*, *not reproduced* or *inconclusive*."""
+    ends = [holds(op, v, limit) for v in (interval.mean, interval.lo, interval.hi)]
+    if all(ends):
+        return REPRODUCED
+    if not any(ends):
+        return NOT_REPRODUCED
+    return INCONCLUSIVE
+
+
+def t_interval(values: Sequence[float], level: float = LEVEL, unit: str = "runs") -> Interval:
+    """Mean and Student's t interval of independent ``values`` (needs at least 2)."""
+    from scipy import stats
+
+    n = len(values)
+    if n < 2:
+        raise ValueError(f"t_interval: {n} value(s); an interval needs at least 2 {unit}")
+    mean = sum(values) / n
+    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
+    half = stats.t.ppf(0.5 + level / 2, n - 1) * sd / math.sqrt(n)
+    return Interval(mean, mean - half, mean + half, n, f"{level:.0%} t-interval over {n} {unit}")
+
+
+def binomial_interval(successes: int, n: int, level: float = LEVEL) -> Interval:
+    """Share ``successes / n`` with its exact (Clopper-Pearson) interval."""
+    from scipy import stats
+
+    if n < 1:
+        raise ValueError("binomial_interval: no items")
+    ci = stats.binomtest(successes, n).proportion_ci(confidence_level=level, method="exact")
+    return Interval(successes / n, ci.low, ci.high, n, f"{level:.0%} Clopper-Pearson interval over {n} items")
+
+
+def paired_bootstrap(strata: Sequence[int], statistic: Callable[[Sequence[Sequence[int]]], Mapping[str, float]],
+                     resamples: int = 1000, seed: int = 0, level: float = LEVEL,
+                     unit: str = "test items") -> dict[str, Interval]:
+    """Percentile intervals of every value ``statistic`` returns, over test items resampled with
+    replacement within each stratum (e.g. a translation direction of ``strata[i]`` sentences).
+    ``statistic`` gets one list of item indices per stratum and must score every model on the same
+    indices (a paired test). The mean is the statistic on the items as they are. A stratum with
+    fewer than ``MIN_BOOTSTRAP`` items gives no interval at all (``{}``)."""
+    if not strata or min(strata) < MIN_BOOTSTRAP:
+        return {}
+    rng = random.Random(seed)
+    full = statistic([list(range(k)) for k in strata])
+    draws: dict[str, list[float]] = {k: [] for k in full}
+    for _ in range(resamples):
+        got = statistic([[rng.randrange(k) for _ in range(k)] for k in strata])
+        for key in draws:
+            if key in got and got[key] is not None and math.isfinite(got[key]):
+                draws[key].append(got[key])
+    n, out = sum(strata), {}
+    for key, values in draws.items():
+        if len(values) < resamples / 2:  # undefined in most resamples (e.g. a ratio to a zero gain)
+            continue
+        values.sort()
+        lo = values[int((1 - level) / 2 * (len(values) - 1))]
+        hi = values[int((1 + level) / 2 * (len(values) - 1))]
+        out[key] = Interval(full[key], lo, hi, n, f"{level:.0%} paired bootstrap over {n} {unit} "
+                                                  f"({resamples} resamples)")
+    return out
+
+
+def widen(interval: Interval, margin: float, why: str) -> Interval:
+    """``interval`` with ``margin`` added on both sides (and ``why`` in its method)."""
+    if margin <= 0:
+        return interval
+    return replace(interval, lo=interval.lo - margin, hi=interval.hi + margin,
+                   method=f"{interval.method}, widened by ±{margin:.3g} ({why})")
+
+
+def n_to_decide(interval: Interval, limit: float, fixed: float = 0.0) -> int | None:
+    """Roughly how many units would make the interval clear ``limit`` if the spread per unit stayed
+    as it is (the half-width less ``fixed``, a margin that does not shrink, goes as 1/sqrt(n));
+    ``None`` when no n would (the mean on the limit, or ``fixed`` alone reaching it)."""
+    gap = abs(interval.mean - limit) - fixed
+    half = (interval.hi - interval.lo) / 2 - fixed
+    if gap <= 0:
+        return None
+    return max(interval.n + 1, math.ceil(interval.n * (half / gap) ** 2 - 1e-9))
