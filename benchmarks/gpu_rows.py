@@ -253,9 +253,11 @@ def pipeline(plan: Plan, ctx: Context) -> str:
     if cfg.data.source == "alma" and not (alma / "human_written_data").is_dir():
         raise Skip(f"profile {plan.smol_profile!r} reads ALMA's data, which is not at {alma}: copy it into an "
                    "ignored folder of the repo, carry it, and pass --alma-dir FOLDER")
+    from radis_utils.gguf_backbone import GGUFError
+
     try:
         source = models.resolve_backbone(cfg)
-    except (models.BackboneError, OSError) as err:
+    except (models.BackboneError, GGUFError, OSError) as err:  # e.g. the smol wheel or gguf not installed
         raise Skip(f"backbone of profile {plan.smol_profile!r} cannot be loaded: {err}") from err
     if not Path(source).is_dir() and not _in_hub_cache(source):
         raise Skip(f"backbone {source!r} of profile {plan.smol_profile!r} is not on this machine "

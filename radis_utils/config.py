@@ -87,6 +87,12 @@ class PromptsConfig:
     instruction_seed: int = 0
 
 
+#: Settings that size an engine's memory and never change what it writes: absent from
+#: ``Config.to_dict`` when unset, and left out of every hash and cache key (``models.config_hash``,
+#: ``train.train_key``), so tuning them to a card keeps every cached file valid.
+ENGINE_MEMORY: tuple[tuple[str, str], ...] = (("synthesis", "gpu_memory_utilization"), ("synthesis", "max_model_len"))
+
+
 @dataclass(frozen=True)
 class SynthesisConfig:
     """Generation of rationales (RaDis), own translations (Seq-KD) and paraphrases (SDFT)."""
@@ -104,6 +110,8 @@ class SynthesisConfig:
     sdft_template: str | None = None  # None: SDFT's own template (prompts.SDFT_TEMPLATE)
     sdft_min_chrf: float | None = None  # keep a rewrite only if its chrF vs y reaches this (None: no check)
     min_new_tokens: int = 0  # >0: end of turn masked for the first N tokens (a labelled deviation, not the paper)
+    gpu_memory_utilization: float | None = None  # vLLM: share of the GPU it may reserve (None: vLLM's 0.92)
+    max_model_len: int | None = None  # vLLM: longest prompt + continuation (None: the model's own context)
 
 
 @dataclass(frozen=True)
@@ -183,7 +191,7 @@ class Config:
     organism: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain nested dict (JSON-ready)."""
+        """Plain nested dict (JSON-ready); ``ENGINE_MEMORY`` settings only when set."""
         out: dict[str, Any] = {}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
@@ -192,6 +200,9 @@ class Config:
             elif isinstance(value, Mapping):
                 value = json.loads(json.dumps(dict(value)))
             out[f.name] = value
+        for section, key in ENGINE_MEMORY:
+            if out[section].get(key) is None:
+                out[section].pop(key, None)
         return json.loads(json.dumps(out))  # lists, not tuples: as it reads back from a file
 
     @property

@@ -14,7 +14,7 @@ from typing import Any, Callable, Protocol, Sequence
 import torch
 
 from .prompts import end_of_turn_tokens
-from .runtime import progress
+from .runtime import model_device, progress
 
 
 @dataclass(frozen=True)
@@ -130,6 +130,14 @@ class HFEngine:
     def __init__(self, model: Any, tokenizer: Any, batch_size: int = 16) -> None:
         self.model, self.tokenizer, self.batch_size = model, tokenizer, batch_size
 
+    @property
+    def device(self) -> str:
+        """Where the model runs (``runtime.model_device``)."""
+        return model_device(self.model)
+
+    def close(self) -> None:
+        """Nothing to release: the model belongs to the caller."""
+
     def generate(self, prompts: Sequence[str], decoding: Decoding) -> list[Completion]:
         """Continuations in input order; batches sorted by length; sampling seeded per call."""
         return generate_completions(self.model, self.tokenizer, prompts, decoding.max_new_tokens,
@@ -159,6 +167,25 @@ class VLLMEngine:
         llm_kwargs.setdefault("tokenizer_revision", llm_kwargs.get("revision"))  # vLLM's is separate
         self.llm = vllm.LLM(model=model_path, tokenizer=model_path, seed=seed,
                             tensor_parallel_size=tensor_parallel_size, **llm_kwargs)
+        self.device = f"cuda (vLLM, {tensor_parallel_size} GPU{'s' if tensor_parallel_size > 1 else ''})"
+
+    def close(self) -> None:
+        """Stop the engine and give its GPU memory back (vLLM reserves most of the card and checks
+        free memory when the next engine starts): the engine core's processes first, then the
+        Python objects and the CUDA cache."""
+        llm, self.llm = getattr(self, "llm", None), None
+        if llm is None:
+            return
+        shutdown = getattr(llm, "shutdown", None) or getattr(getattr(getattr(llm, "llm_engine", None),
+                                                                      "engine_core", None), "shutdown", None)
+        if shutdown is not None:
+            shutdown()
+        del llm
+        import gc
+
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
 
     def sampling_params(self, decoding: Decoding) -> Any:
         """``SamplingParams`` for ``decoding`` (greedy = temperature 0; seeded; stops at end of turn)."""
@@ -190,6 +217,22 @@ class LazyEngine:
             self._engine = self._build()
         return self._engine.generate(prompts, decoding)
 
+    @property
+    def built(self) -> bool:
+        """Whether a ``generate`` call has built the engine."""
+        return self._engine is not None
+
+    @property
+    def device(self) -> str:
+        """The built engine's device; ``-`` when nothing was generated."""
+        return getattr(self._engine, "device", "-") if self._engine is not None else "-"
+
+    def close(self) -> None:
+        """Close the built engine, if any (a later ``generate`` builds a new one)."""
+        if self._engine is not None:
+            closing, self._engine = self._engine, None
+            getattr(closing, "close", lambda: None)()
+
 
 def make_engine(cfg: Any, model: Any, tokenizer: Any) -> Engine:
     """The engine ``cfg.synthesis.engine`` names: ``model`` is the loaded model for ``hf``, and for
@@ -200,7 +243,9 @@ def make_engine(cfg: Any, model: Any, tokenizer: Any) -> Engine:
         if not isinstance(model, str):
             raise TypeError(f"synthesis.engine='vllm' loads the backbone itself: pass its folder or hub id "
                             f"(models.resolve_backbone(cfg)), not {type(model).__name__}")
+        memory = {k: v for k, v in (("gpu_memory_utilization", cfg.synthesis.gpu_memory_utilization),
+                                     ("max_model_len", cfg.synthesis.max_model_len)) if v is not None}
         return VLLMEngine(model, tokenizer, cfg.synthesis.tensor_parallel_size,
                           seed=cfg.synthesis.seed, dtype=cfg.model.dtype, revision=cfg.model.revision,
-                          trust_remote_code=cfg.model.trust_remote_code)
+                          trust_remote_code=cfg.model.trust_remote_code, **memory)
     raise ValueError(f"synthesis.engine={cfg.synthesis.engine!r} is not one of: hf, vllm")

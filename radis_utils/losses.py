@@ -102,6 +102,13 @@ def collate(examples: Sequence[Tokenized], pad_id: int) -> dict[str, torch.Tenso
     }
 
 
+def on_model_device(model: Any, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``batch`` on the device of ``model``'s parameters (a model on one GPU has no accelerate hooks
+    that would move CPU tensors for it)."""
+    where = next(model.parameters()).device
+    return {k: v.to(where) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+
+
 def token_losses(model: Any, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-token cross-entropy of each next-token prediction and the span of the predicted token.
 
@@ -109,6 +116,7 @@ def token_losses(model: Any, batch: dict[str, torch.Tensor]) -> tuple[torch.Tens
     ``position_ids`` that restart at every conversation; they are passed on to the model, without
     a KV cache (transformers only masks packed conversations apart when there is none).
     """
+    batch = on_model_device(model, batch)
     extra = {"position_ids": batch["position_ids"], "use_cache": False} if "position_ids" in batch else {}
     logits = model(input_ids=batch["input_ids"], attention_mask=batch.get("attention_mask"), **extra).logits
     labels = batch["labels"][:, 1:]
@@ -153,6 +161,7 @@ def per_token(model: Any, tokenizer: Any, example: Tokenized) -> list[tuple[str,
 
 def identity_check(model: Any, batch: dict[str, torch.Tensor]) -> dict[str, float]:
     """Eq. 4 on one batch: summed ``total`` vs ``mt + rationale``, and the mean vs the model's own loss."""
+    batch = on_model_device(model, batch)
     with torch.no_grad():
         out = span_losses(model, batch)
         hf = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],

@@ -13,10 +13,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .config import Config, project_root, resolve_path
+from .config import ENGINE_MEMORY, Config, project_root, resolve_path
 from .gguf_backbone import is_gguf, resolve_gguf
 from .prompts import chat_template_of
-from .runtime import device_name, versions
+from .runtime import device, device_name, versions
 
 ORGANISM = "organism"
 _DTYPES = {"float32": "float32", "bfloat16": "bfloat16", "float16": "float16"}
@@ -59,10 +59,13 @@ def organism_cache(cfg: Config) -> Path:
 
 
 def config_hash(cfg: Config) -> str:
-    """Stable 12-hex-digit hash of everything that shapes results (not the description); for the
-    organism it includes the organism's own hash, which carries its world version."""
+    """Stable 12-hex-digit hash of everything that shapes results (not the description, nor
+    ``config.ENGINE_MEMORY``); for the organism it includes the organism's own hash, which
+    carries its world version."""
     data = cfg.to_dict()
     data.pop("description")
+    for section, key in ENGINE_MEMORY:
+        data[section].pop(key, None)
     if cfg.model.backbone == ORGANISM:
         from .organism import organism_config
 
@@ -174,8 +177,10 @@ def quantization_config(cfg: Config) -> Any | None:
 
 
 def load_model(cfg: Config, name_or_path: str | None = None, quantize: bool = True, **kwargs: Any) -> Any:
-    """The backbone as a causal LM, in the profile's dtype/quantization, in eval mode
-    (``quantize=False``: unquantized, in the compute dtype, whatever the profile says)."""
+    """The backbone as a causal LM, in the profile's dtype/quantization, in eval mode, on the device
+    of the one device policy (``runtime.device``: CUDA when there is one; a 4-bit model is placed
+    by its quantizer, on this rank's GPU). ``quantize=False``: unquantized, in the compute dtype,
+    whatever the profile says."""
     import transformers
     from transformers import AutoModelForCausalLM
 
@@ -189,8 +194,9 @@ def load_model(cfg: Config, name_or_path: str | None = None, quantize: bool = Tr
         "attn_implementation": cfg.model.attn_implementation,
     }
     quant = quantization_config(cfg) if quantize else None
-    if quant is not None:
-        options["quantization_config"] = quant
+    where = device()
+    if quant is not None:  # bitsandbytes places the 4-bit weights as it loads them: on this rank's device
+        options.update(quantization_config=quant, device_map={"": where})
     options.update(kwargs)
     try:
         model = AutoModelForCausalLM.from_pretrained(source, **options)
@@ -199,7 +205,27 @@ def load_model(cfg: Config, name_or_path: str | None = None, quantize: bool = Tr
             f"could not load model {source!r}: {err}. Offline? Download it once, or set "
             "model.backbone to a local folder."
         ) from err
+    if quant is None and "device_map" not in options and not fsdp_loading():
+        model = model.to(where)
     return model.eval()
+
+
+def fsdp_loading() -> bool:
+    """Whether FSDP's low-memory loading is on (``accelerate launch`` with fsdp.yaml, after the
+    process group exists): rank 0 loads the weights on the CPU, the others on the meta device, and
+    FSDP shards them onto the GPUs, so the loader must leave placement to it."""
+    try:
+        from transformers.integrations.fsdp import is_fsdp_enabled
+    except ImportError:  # transformers 4.x keeps it in modeling_utils
+        from transformers.modeling_utils import is_fsdp_enabled
+    return bool(is_fsdp_enabled())
+
+
+def load_plain(name_or_path: str, dtype: str = "auto") -> Any:
+    """A causal LM that is not the run's backbone (e.g. a judge), on the policy's device, in eval mode."""
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(name_or_path, dtype=dtype).to(device()).eval()
 
 
 def load_backbone(cfg: Config) -> tuple[Any, Any]:

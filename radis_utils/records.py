@@ -19,6 +19,7 @@ a bad line anywhere else is an error naming file and line. ``read_records`` read
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import hashlib
 import json
@@ -190,6 +191,10 @@ class LockError(RuntimeError):
     """Another process is writing the same store (the message names it: pid, host, command)."""
 
 
+#: errno values of a filesystem that has no ``flock`` (network and parallel filesystems).
+NO_FLOCK = frozenset({errno.ENOSYS, errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOTSUP})
+
+
 @contextmanager
 def exclusive(path: str | Path, what: str, wait: bool = False) -> Iterator[Path]:
     """Hold ``<path>.lock`` (``fcntl.flock``) while writing ``path``; a second process stops at once
@@ -202,7 +207,13 @@ def exclusive(path: str | Path, what: str, wait: bool = False) -> Iterator[Path]
     with open(lock, "a+", encoding="utf-8") as f:
         try:
             fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        except OSError as err:
+            if not isinstance(err, BlockingIOError):
+                if err.errno in NO_FLOCK:
+                    raise LockError(f"{path}: cannot lock {lock}: its filesystem does not support flock "
+                                    f"({os.strerror(err.errno)}; e.g. Lustre or GPFS mounted without it): set "
+                                    "runtime.runs_dir to a local disk, or mount with flock") from None
+                raise
             f.seek(0)
             holder = f.read().strip() or "unknown (it has not written its name yet)"
             message = f"{path}: {what} is being written by another process ({holder})"

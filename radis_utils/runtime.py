@@ -1,7 +1,8 @@
 """The process a run happens in: threads and seeds, progress bars, and what it ran on.
 
 ``apply_runtime`` is the one call a chapter's setup cell makes after loading its profile;
-``versions`` and ``device_name`` are what every results file and version report records;
+``versions``, ``device_name`` and ``model_device`` are what every results file and version report
+records; ``device`` is the one device policy the loader applies;
 ``lazy_names`` keeps a package's heavy modules (torch's Llama, Transformers' trainer) unloaded
 until a name from them is used, so that a chapter's start stays cheap.
 """
@@ -66,6 +67,45 @@ def versions(packages: tuple[str, ...] = (
         except metadata.PackageNotFoundError:
             out[name] = "-"
     return out
+
+
+#: The device policy's switch: ``auto`` (the default: CUDA when available, else the CPU), ``cpu``,
+#: ``cuda`` (the local rank's GPU under a distributed launch) or ``cuda:<n>``.
+DEVICE_ENV = "RADIS_DEVICE"
+
+
+def device() -> str:
+    """Where models run, by the one device policy (``RADIS_DEVICE``, default ``auto``): ``"cpu"``
+    or ``"cuda:<n>"``, ``n`` being ``LOCAL_RANK`` under ``accelerate launch`` / ``torchrun``.
+    Asking for CUDA where there is none is an error, not a silent fallback."""
+    import torch
+
+    want = os.environ.get(DEVICE_ENV, "auto").strip().lower() or "auto"
+    if want == "auto":
+        want = "cuda" if torch.cuda.is_available() else "cpu"
+    if want == "cpu":
+        return want
+    if want == "cuda":
+        want = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
+    if not want.startswith("cuda:") or not want[5:].isdigit():
+        raise ValueError(f"{DEVICE_ENV}={os.environ.get(DEVICE_ENV)!r}: use auto, cpu, cuda or cuda:<n>")
+    if not torch.cuda.is_available():
+        raise RuntimeError(f"{DEVICE_ENV} asks for {want}, but torch sees no CUDA device (torch "
+                           f"{torch.__version__}); unset it or use {DEVICE_ENV}=cpu")
+    return want
+
+
+def model_device(model: Any) -> str:
+    """Where ``model`` actually runs, for results files: its parameters' device (with the GPU's
+    name), not merely what the machine has."""
+    import torch
+
+    dev = next(model.parameters()).device
+    if dev.type == "cuda":
+        return f"{dev} ({torch.cuda.get_device_name(dev)})"
+    if dev.type == "cpu":
+        return f"cpu ({os.cpu_count()} cores, {torch.get_num_threads()} torch threads)"
+    return str(dev)
 
 
 def device_name() -> str:

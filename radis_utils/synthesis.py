@@ -288,30 +288,54 @@ def records_path(cfg: Any, kind: str, source: str | None = None) -> Path:
 
 
 def synthesize_for_profile(cfg: Any, kind: str, examples: Sequence[Any], model: Any = None,
-                           tokenizer: Any = None, **kwargs: Any) -> tuple[Path, dict[str, Any]]:
+                           tokenizer: Any = None, engine: LazyEngine | None = None,
+                           **kwargs: Any) -> tuple[Path, dict[str, Any]]:
     """``synthesize`` with the profile's backbone, engine and decoding into
     ``runs/<profile>/synthesis/<source-model-slug>/<kind>.jsonl``; returns ``(path, report)``.
 
     Without ``model``, the backbone is loaded (or vLLM started) only if something is left to
-    generate: a finished file is read back without loading anything."""
+    generate: a finished file is read back without loading anything. ``engine``: one built by
+    ``profile_engine`` and shared by several kinds (``synthesize_kinds``)."""
     from . import models
 
     if tokenizer is None:
         tokenizer = models.load_tokenizer(cfg)
-
-    def build_engine() -> Engine:
-        if cfg.synthesis.engine == "vllm":  # vLLM loads the backbone itself, from its folder or hub id
-            return make_engine(cfg, models.resolve_backbone(cfg), tokenizer)
-        return make_engine(cfg, models.load_model(cfg) if model is None else model, tokenizer)
-
+    engine = engine or profile_engine(cfg, model, tokenizer)
     path = records_path(cfg, kind)
     kwargs.setdefault("sdft_template", cfg.synthesis.sdft_template or SDFT_TEMPLATE)
     kwargs.setdefault("chunk_size", cfg.synthesis.chunk_size)
     kwargs.setdefault("max_rationale_tokens", cfg.synthesis.max_rationale_tokens)
     kwargs.setdefault("sdft_min_chrf", cfg.synthesis.sdft_min_chrf)
-    report = synthesize(examples, kind, LazyEngine(cfg.synthesis.engine, build_engine), tokenizer, path,
+    report = synthesize(examples, kind, engine, tokenizer, path,
                         model_name=cfg.model.backbone, decoding=Decoding.from_config(cfg.synthesis), **kwargs)
-    return path, report
+    return path, {**report, "device": engine.device}
+
+
+def profile_engine(cfg: Any, model: Any, tokenizer: Any) -> LazyEngine:
+    """The profile's engine, built on its first ``generate``: ``hf`` on ``model`` (loaded then when
+    ``None``), or vLLM, which loads the backbone itself from its folder or hub id."""
+    from . import models
+
+    def build() -> Engine:
+        if cfg.synthesis.engine == "vllm":
+            return make_engine(cfg, models.resolve_backbone(cfg), tokenizer)
+        return make_engine(cfg, models.load_model(cfg) if model is None else model, tokenizer)
+
+    return LazyEngine(cfg.synthesis.engine, build)
+
+
+def synthesize_kinds(cfg: Any, kinds: Sequence[str], examples: Sequence[Any], model: Any = None,
+                     tokenizer: Any = None) -> dict[str, tuple[Path, dict[str, Any]]]:
+    """Every kind through one engine, closed at the end (one vLLM instance for all kinds: each
+    reserves most of the GPU, so a second one beside it would not start)."""
+    from . import models
+
+    tokenizer = tokenizer if tokenizer is not None else models.load_tokenizer(cfg)
+    engine = profile_engine(cfg, model, tokenizer)
+    try:
+        return {kind: synthesize_for_profile(cfg, kind, examples, model, tokenizer, engine=engine) for kind in kinds}
+    finally:
+        engine.close()
 
 
 #: Why the organism's export names no LLaMA-Factory template.

@@ -36,11 +36,11 @@ import torch
 from . import data as data_mod
 from . import models, synthesis
 from .checkpoints import last_checkpoint, merge_sessions, resume_point, step_of  # noqa: F401  (last_checkpoint: re-exported)
-from .config import METHODS, Config, ConfigError, load_profile
+from .config import ENGINE_MEMORY, METHODS, Config, ConfigError, load_profile
 from .losses import REFERENCE, RATIONALE, Tokenized, collate, tokenize_example
 from .replies import seqkd_rule, split_reply
 from .records import exclusive, read_records, settings_diff, write_json
-from .runtime import apply_runtime, device_name, lazy_names, versions
+from .runtime import apply_runtime, lazy_names, model_device, versions
 
 #: The synthesis target each method needs (vanilla needs none).
 SYNTHESIS_KIND = {"radis": "rationale", "seqkd": "seqkd", "sdft": "sdft"}
@@ -156,8 +156,27 @@ class SpanCollator:
         return batch
 
 
+def check_one_process_per_gpu(visible_gpus: int | None = None) -> None:
+    """Refuse one process that sees several GPUs: transformers' Trainer would wrap the model in
+    ``nn.DataParallel`` and feed it per-device batch × GPUs rows a step (the effective batch
+    silently multiplied; a 4-bit model all on GPU 0). ``accelerate launch`` runs one process per
+    GPU; ``CUDA_VISIBLE_DEVICES`` pins a single one."""
+    import torch
+
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        return
+    gpus = torch.cuda.device_count() if visible_gpus is None else visible_gpus
+    if gpus > 1:
+        raise ConfigError(
+            f"this one process sees {gpus} GPUs: launch one process per GPU with `accelerate launch "
+            f"--config_file configs/accelerate/ddp.yaml -m radis_utils.train ...` (or "
+            f"`accelerate launch --num_processes {gpus} ...`), or pin one GPU with CUDA_VISIBLE_DEVICES=0")
+
+
 def accumulation_steps(cfg: Config, method: str = "vanilla") -> int:
-    """Micro-batches per optimizer step so that per-device batch × devices × steps = effective batch."""
+    """Micro-batches per optimizer step so that per-device batch × devices × steps = effective
+    batch (devices: ``WORLD_SIZE``; ``check_one_process_per_gpu`` refuses one process over many GPUs)."""
+    check_one_process_per_gpu()
     devices = int(os.environ.get("WORLD_SIZE", "1"))
     per_step = cfg.train.per_device_batch * devices
     batch = effective_batch(cfg, method)
@@ -190,6 +209,8 @@ def adapter_dir(cfg: Config, method: str, seed: int, tag: str = "") -> Path:
 def train_key(cfg: Config, method: str, seed: int, source: str | None) -> dict[str, Any]:
     """What a finished adapter depends on: compared before a cached adapter is reused."""
     d = cfg.to_dict()
+    for section, name in ENGINE_MEMORY:  # they size an engine, never change its output
+        d[section].pop(name, None)
     source = source or synthesis.records_path(cfg, "rationale").parent.name  # organism: with its hash
     key = {"method": method, "seed": seed, "rationale_source": source,
            **{k: d[k] for k in ("model", "data", "prompts", "synthesis", "train", "organism") if k in d}}
@@ -232,14 +253,17 @@ def _train(cfg: Config, method: str, seed: int, out: Path, key: dict[str, Any], 
     """``train`` past its cache check (under the folder's lock)."""
     last, sessions = resume_point(out / "checkpoints", key)
     items, counts = training_items(cfg, method, examples, source)
+    # the arguments first: under `accelerate launch` they start the process group, which FSDP's
+    # low-memory loading (rank 0 reads the weights, the others wait on the meta device) needs
+    args = training_arguments(cfg, out, seed, method, **overrides)
     model, tokenizer = models.load_backbone(cfg)
     features, tok_counts = tokenize_items(tokenizer, items, cfg.train.max_length)
     if not features:
         raise TrainingError(f"no {method} example fits train.max_length={cfg.train.max_length}")
     torch.manual_seed(seed)  # the LoRA initialisation
     model = models.add_lora(cfg, model)
+    parameters = models.trainable_parameters(model)  # before FSDP flattens and shards them per rank
     collator = SpanCollator(tokenizer.pad_token_id)
-    args = training_arguments(cfg, out, seed, method, **overrides)
     from . import trainer as tr  # the Trainer stack (peft, bitsandbytes): only when a run trains
 
     ledger = tr.Ledger(key, sessions, step_of(last))
@@ -262,12 +286,12 @@ def _train(cfg: Config, method: str, seed: int, out: Path, key: dict[str, Any], 
         summary = {
             "key": key, "method": method, "seed": seed, "profile": cfg.profile,
             "config_hash": models.config_hash(cfg), "features": len(features), **counts, **tok_counts,
-            "parameters": models.trainable_parameters(trainer.model),
+            "parameters": parameters,
             "steps": trainer.state.global_step, "resumed_from_step": step_of(last),
             "processes": args.world_size, "gradient_accumulation_steps": args.gradient_accumulation_steps,
             "effective_batch": effective_batch(cfg, method),
             **merge_sessions([*sessions, ledger.session(trainer.state.global_step)]),
-            "peak_memory_gib": round(peak_memory_bytes() / 2**30, 3), "device": device_name(),
+            "peak_memory_gib": round(peak_memory_bytes() / 2**30, 3), "device": model_device(trainer.model),
             "log": [e for e in trainer.state.log_history if "loss" in e or "train_loss" in e],
             "versions": versions(),
         }

@@ -403,3 +403,20 @@ def test_chapter_setup_times_both_variants_in_fresh_interpreters(capsys):
     out = capsys.readouterr().out
     assert set(medians) == {"with build", "spec only"} and all(m > 0 for m in medians.values())
     assert "setup with build / spec only: " in out and "over 1 fresh interpreters" in out
+
+
+def test_the_smol_row_skips_when_its_gguf_package_is_missing(tmp_path, monkeypatch):
+    """A machine without the SmolLM2 wheel (or gguf) cannot run the row: that is "skipped" with
+    the reason, not "failed"."""
+    import dataclasses
+
+    from benchmarks import gpu, gpu_rows
+
+    from radis_utils.config import resolve_path
+
+    ctx = gpu.Context(tmp_path, tmp_path, "python -m benchmarks.gpu", dry_run=False,
+                      alma_dir=str(resolve_path("../shared/data/alma")))
+    plan = dataclasses.replace(gpu.GPU_PLAN, smol_overrides={
+        "model__backbone": "gguf:no_such_wheel_pkg/model.gguf"})
+    with pytest.raises(gpu.Skip, match="no_such_wheel_pkg"):  # run_row reports a Skip as "skipped"
+        gpu_rows.pipeline(plan, ctx)

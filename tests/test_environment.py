@@ -58,3 +58,18 @@ def test_readme_has_exactly_two_setup_commands_and_ci_runs_the_test_one():
     ci = (ROOT / ".ci" / "run").read_text()
     assert re.search(r"^make test( \|\| status=\$\?)?$", ci, re.M)
     assert "set -euo pipefail" in ci and 'exit "$status"' in ci  # a failing suite fails CI
+
+
+def test_every_accelerate_config_has_its_backend_in_the_gpu_environment(root):
+    """configs/accelerate/ offers DDP, FSDP and DeepSpeed ZeRO-2: the last needs the deepspeed
+    package, which the GPU environment (environment.yml: the ``gpu`` extra) must install."""
+    import tomllib
+
+    import yaml
+
+    extras = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))["project"]["optional-dependencies"]
+    gpu = " ".join(extras["gpu"])
+    assert '".[book,test,gpu]"' in (root / "environment.yml").read_text(encoding="utf-8")
+    for path in sorted((root / "configs" / "accelerate").glob("*.yaml")):
+        if yaml.safe_load(path.read_text(encoding="utf-8")).get("distributed_type") == "DEEPSPEED":
+            assert "deepspeed" in gpu, f"{path.name} needs deepspeed in the gpu extra"

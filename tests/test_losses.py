@@ -97,3 +97,26 @@ def test_identity_check_and_per_token_losses_agree_with_span_losses(tok):
     by_span = {s: sum(loss for _, span, loss in rows if span == s and loss is not None) for s in ("reference", "rationale")}
     assert abs(by_span["reference"] - check["mt_sum"]) < 1e-3
     assert abs(by_span["rationale"] - check["rationale_sum"]) < 1e-3
+
+
+def test_batches_follow_the_model_to_its_device(tok):
+    """A model on one GPU has no hooks that move CPU tensors: the loss functions move the batch to
+    the model's device themselves (shown with a probe whose weights are on the meta device)."""
+    import types
+
+    class Probe(torch.nn.Module):
+        def __init__(self, vocab):
+            super().__init__()
+            self.vocab, self.weight, self.seen = vocab, torch.nn.Parameter(torch.empty(1, device="meta")), []
+
+        def forward(self, input_ids, attention_mask=None, **kw):
+            self.seen += [t.device.type for t in (input_ids, attention_mask) if t is not None]
+            return types.SimpleNamespace(logits=torch.zeros(*input_ids.shape, self.vocab, device=input_ids.device))
+
+    model = Probe(len(tok))
+    example = losses.tokenize_example(tok, "Translate: hallo", "hello", "a note")
+    batch = losses.collate([example], tok.pad_token_id or 0)
+    assert batch["input_ids"].device.type == "cpu"
+    per_token, spans = losses.token_losses(model, batch)
+    assert model.seen == ["meta", "meta"] and per_token.device.type == spans.device.type == "meta"
+    assert losses.on_model_device(model, batch)["labels"].device.type == "meta"

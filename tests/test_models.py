@@ -171,3 +171,39 @@ def test_the_checkouts_pins_are_what_this_environment_runs():
     if Path(sys.prefix).resolve() != (ROOT / ".venv").resolve():
         pytest.skip("not the checkout's own .venv (make env): its packages need not match the pins")
     assert {k: metadata.version(k) for k in pins} == pins
+
+
+def test_the_loader_places_every_model_by_the_one_device_policy(tiny_backbone, monkeypatch):
+    """Unquantized models are moved to ``runtime.device()`` (transformers leaves them on the CPU);
+    here the policy is pointed at the meta device, which exists on every machine."""
+    cfg = load_profile("ci", model__backbone=str(tiny_backbone))
+    assert models.load_model(cfg).device.type == "cpu"  # auto on a machine without CUDA
+    monkeypatch.setattr(models, "device", lambda: "meta")
+    assert models.load_model(cfg).device.type == "meta"
+    assert models.load_plain(str(tiny_backbone), dtype="float32").device.type == "meta"  # a judge, too
+
+
+def test_no_module_loads_a_model_outside_the_loader():
+    """``from_pretrained`` of a model only in ``models`` (and the one-time GGUF conversion), so
+    that the device policy and the dtype apply everywhere."""
+    import re
+
+    allowed = {"radis_utils/models.py", "radis_utils/gguf_backbone.py"}
+    found = []
+    for path in sorted((ROOT / "radis_utils").rglob("*.py")) + sorted((ROOT / "benchmarks").rglob("*.py")):
+        rel = path.relative_to(ROOT).as_posix()
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if re.search(r"(ForCausalLM|AutoModel\w*|PeftModel\w*)\.from_pretrained\(", line) and rel not in allowed:
+                found.append(f"{rel}:{n}: {line.strip()}")
+    assert not found, "models loaded outside radis_utils.models:\n" + "\n".join(found)
+
+
+def test_engine_memory_settings_do_not_change_the_config_hash():
+    base = load_profile("a100")
+    tuned = load_profile("a100", synthesis__gpu_memory_utilization=0.6, synthesis__max_model_len=2048)
+    assert models.config_hash(base) == models.config_hash(tuned)
+    assert models.config_hash(base) != models.config_hash(load_profile("a100", synthesis__max_new_tokens=7))
+    from radis_utils import train
+
+    assert train.train_key(base, "radis", 0, "s") == train.train_key(tuned, "radis", 0, "s")  # adapters stay valid
+    assert "max_model_len" not in base.to_dict()["synthesis"] and tuned.to_dict()["synthesis"]["max_model_len"] == 2048

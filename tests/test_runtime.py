@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import random
 
+import pytest
+
 from radis_utils.config import load_profile
 from radis_utils.runtime import QUIET_ENV, apply_runtime, device_name, lazy_names, progress, versions
 
@@ -74,3 +76,34 @@ def test_apply_runtime_lets_tables_show_every_cell_in_full():
         assert pd.DataFrame({"verdict": [cell]}).to_html().count(cell) == 1
     finally:
         pd.reset_option("display.max_colwidth")
+
+
+def test_the_device_policy_resolves_auto_to_what_is_there_and_refuses_a_missing_gpu(monkeypatch):
+    import torch
+
+    from radis_utils import runtime
+
+    monkeypatch.delenv(runtime.DEVICE_ENV, raising=False)
+    assert runtime.device() == ("cuda:0" if torch.cuda.is_available() else "cpu")
+    monkeypatch.setenv(runtime.DEVICE_ENV, "cpu")
+    assert runtime.device() == "cpu"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setenv(runtime.DEVICE_ENV, "auto")
+    monkeypatch.setenv("LOCAL_RANK", "3")
+    assert runtime.device() == "cuda:3"  # under accelerate launch each rank takes its own GPU
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setenv(runtime.DEVICE_ENV, "cuda")
+    with pytest.raises(RuntimeError, match="no CUDA device"):
+        runtime.device()
+    monkeypatch.setenv(runtime.DEVICE_ENV, "tpu")
+    with pytest.raises(ValueError, match="auto, cpu, cuda or cuda:<n>"):
+        runtime.device()
+
+
+def test_model_device_says_where_the_parameters_are():
+    import torch
+
+    from radis_utils import runtime
+
+    assert runtime.model_device(torch.nn.Linear(2, 2)).startswith("cpu (")
+    assert runtime.model_device(torch.nn.Linear(2, 2, device="meta")) == "meta"

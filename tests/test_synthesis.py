@@ -16,7 +16,7 @@ from radis_utils import records as rec
 from radis_utils.config import load_profile
 from radis_utils.data import Example
 from radis_utils.engines import (
-    Completion, Decoding, HFEngine, VLLMEngine, generate, generate_completions, make_engine,
+    Completion, Decoding, HFEngine, LazyEngine, VLLMEngine, generate, generate_completions, make_engine,
 )
 from radis_utils.organism import organism_config
 from radis_utils.prompts import ChatTemplateError, chat_prompt, continuation_prompt, demo_chat_tokenizer
@@ -379,6 +379,19 @@ def test_records_are_keyed_by_the_example_they_answer(tiny, tmp_path):
         rec.read_records(out)
 
 
+def test_a_filesystem_without_flock_gets_a_clear_error(tmp_path, monkeypatch):
+    """Lustre or GPFS mounted without flock answer ENOSYS/ENOLCK: say so and what to do."""
+    import errno
+
+    def no_flock(fd, op):
+        raise OSError(errno.ENOSYS, "Function not implemented")
+
+    monkeypatch.setattr(rec.fcntl, "flock", no_flock)
+    with pytest.raises(rec.LockError, match=r"r\.jsonl: cannot lock .*does not support flock.*runtime\.runs_dir"):
+        with rec.exclusive(tmp_path / "r.jsonl", "the test records file"):
+            pass
+
+
 def _hold_records_lock(path, seconds):  # run in a second process
     with rec.exclusive(path, "the test records file"):
         print("holding", flush=True)
@@ -617,3 +630,77 @@ def test_source_model_slug(tmp_path):
     assert source_model_slug("mistralai/Mistral-7B-Instruct-v0.2") == "mistralai--Mistral-7B-Instruct-v0.2"
     (tmp_path / "my model").mkdir()
     assert source_model_slug(str(tmp_path / "my model") + "/") == "my-model"
+
+
+def test_every_kind_goes_through_one_engine_which_is_closed_after(tiny, tmp_path, monkeypatch):
+    """vLLM reserves most of the GPU and checks free memory when it starts: a second engine beside
+    the first would not start, so chapter 03's three kinds share one, closed at the end."""
+    from radis_utils import synthesis
+
+    built, closed = [], []
+
+    class Fake:
+        name, device = "hf", "cpu (fake)"
+
+        def generate(self, prompts, decoding):
+            return [Completion(" note", 2, True) for _ in prompts]
+
+        def close(self):
+            closed.append(self)
+
+    monkeypatch.setattr(synthesis, "make_engine", lambda cfg, model, tok: built.append(Fake()) or built[-1])
+    cfg = load_profile("ci", runtime__runs_dir=str(tmp_path))
+    tok = tiny[1]
+    done = synthesis.synthesize_kinds(cfg, synthesis.KINDS, organism_examples(6), model="given", tokenizer=tok)
+    assert list(done) == list(synthesis.KINDS) and len(built) == 1 and closed == built
+    assert all(report["device"] == "cpu (fake)" for _, report in done.values())
+    again = synthesis.synthesize_kinds(cfg, synthesis.KINDS, organism_examples(6), model="given", tokenizer=tok)
+    assert len(built) == 1 and all(r["device"] == "-" for _, r in again.values())  # all on disk: nothing built
+
+
+def test_the_vllm_engine_shuts_down_and_frees_its_memory(tiny, monkeypatch):
+    calls = []
+
+    class LLM:
+        def __init__(self, **kw):
+            self.llm_engine = types.SimpleNamespace(engine_core=types.SimpleNamespace(
+                shutdown=lambda: calls.append("engine_core.shutdown")))
+
+    monkeypatch.setitem(sys.modules, "vllm", types.SimpleNamespace(LLM=LLM, SamplingParams=dict))
+    engine = VLLMEngine("org/model", tiny[1], gpu_memory_utilization=0.5)
+    assert engine.device.startswith("cuda (vLLM")
+    engine.close()
+    engine.close()  # twice is harmless
+    assert calls == ["engine_core.shutdown"] and engine.llm is None
+    lazy = LazyEngine("vllm", lambda: VLLMEngine("org/model", tiny[1]))
+    lazy.close()
+    assert not lazy.built and calls == ["engine_core.shutdown"]  # nothing built, nothing to stop
+
+
+def test_vllm_takes_the_profiles_memory_settings(tiny, monkeypatch):
+    calls = {}
+    monkeypatch.setitem(sys.modules, "vllm", types.SimpleNamespace(LLM=lambda **kw: calls.update(kw),
+                                                                   SamplingParams=dict))
+    make_engine(load_profile("a100", synthesis__engine="vllm", synthesis__gpu_memory_utilization=0.6,
+                             synthesis__max_model_len=2048), "org/model", tiny[1])
+    assert calls["gpu_memory_utilization"] == 0.6 and calls["max_model_len"] == 2048
+    calls.clear()
+    make_engine(load_profile("a100", synthesis__engine="vllm"), "org/model", tiny[1])
+    assert "gpu_memory_utilization" not in calls  # vLLM's own default unless the profile says
+
+
+def test_a_real_vllm_engine_is_reused_and_closed_by_its_own_interface(tiny_backbone, tmp_path):
+    """On a GPU with vLLM: all kinds through one ``vllm.LLM``, and after ``close`` the memory it
+    reserved is free again for the next stage (skipped without vLLM or a GPU)."""
+    pytest.importorskip("vllm", reason="vLLM is a GPU-only extra (pip install 'radis-book[gpu]')")
+    if not torch.cuda.is_available():
+        pytest.skip("vLLM needs a CUDA device")
+    from radis_utils import synthesis
+
+    cfg = load_profile("ci", model__backbone=str(tiny_backbone), runtime__runs_dir=str(tmp_path),
+                       synthesis__engine="vllm", synthesis__gpu_memory_utilization=0.3,
+                       synthesis__max_model_len=256, synthesis__max_new_tokens=4, model__dtype="float32")
+    free_before = torch.cuda.mem_get_info()[0]
+    done = synthesis.synthesize_kinds(cfg, synthesis.KINDS, organism_examples(4))
+    assert {r["device"] for _, r in done.values()} == {"cuda (vLLM, 1 GPU)"}
+    assert torch.cuda.mem_get_info()[0] > free_before * 0.9  # given back: the next stage can load

@@ -418,3 +418,36 @@ def test_adapters_name_their_base_portably(tmp_path, monkeypatch):
     assert models.portable_base(str(checkout / "runs" / "organism" / "x" / "model")) == "runs/organism/x/model"
     outside = str(tmp_path / "models" / "llama")  # not in the checkout: moving runs/ leaves it valid
     assert models.portable_base(outside) == outside
+
+
+def test_one_process_over_several_gpus_is_refused_naming_accelerate(backbone, monkeypatch):
+    """transformers would wrap the model in DataParallel and feed it per-device batch × GPUs rows:
+    the effective batch silently multiplied. One process per GPU, or one GPU pinned."""
+    import torch
+
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    with pytest.raises(train.ConfigError, match="accelerate launch.*CUDA_VISIBLE_DEVICES=0"):
+        train.check_one_process_per_gpu(visible_gpus=4)
+    train.check_one_process_per_gpu(visible_gpus=1)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    cfg = load_profile("ci", model__backbone=str(backbone), train__per_device_batch=16)
+    with pytest.raises(train.ConfigError, match="sees 2 GPUs"):
+        train.accumulation_steps(cfg)
+    monkeypatch.setenv("WORLD_SIZE", "2")  # under accelerate launch: one process per GPU, as it should be
+    assert train.accumulation_steps(cfg) >= 1
+
+
+def test_the_process_group_exists_before_the_backbone_loads(backbone, tmp_path, monkeypatch):
+    """FSDP's low-memory loading only works when ``from_pretrained`` runs after the process group
+    is up, which ``TrainingArguments`` starts under ``accelerate launch``; and the loader leaves
+    placement to FSDP then."""
+    order = []
+    real_args, real_load = train.training_arguments, models.load_backbone
+    monkeypatch.setattr(train, "training_arguments", lambda *a, **k: order.append("arguments") or real_args(*a, **k))
+    monkeypatch.setattr(models, "load_backbone", lambda *a, **k: order.append("backbone") or real_load(*a, **k))
+    cfg = tiny_cfg(backbone, tmp_path, train__max_steps=1)
+    train.train(cfg, "vanilla", 0)
+    assert order[:2] == ["arguments", "backbone"]
+    monkeypatch.setattr(models, "fsdp_loading", lambda: True)
+    monkeypatch.setattr(models, "device", lambda: "meta")
+    assert models.load_model(cfg).device.type == "cpu"  # not moved: FSDP shards it

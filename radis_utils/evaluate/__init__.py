@@ -9,13 +9,15 @@
 
 from .scores import gain_ratio, relative_performance
 from .suite import (
-    ACCEPTANCE, BACKBONE, ResultsError, acceptance, acceptance_values, evaluate, evaluate_model, extraction_effect, headline,
+    ACCEPTANCE, BACKBONE, ResultsError, acceptance, acceptance_values, evaluate, evaluate_model, evaluation_gaps,
+    extraction_effect, headline,
     read_results, results_path, threshold_holds,
 )
 from .translation import corpus_metrics, extract_translation, per_direction_table, score_comet_or_skip
 
 __all__ = [
     "ACCEPTANCE", "BACKBONE", "ResultsError", "acceptance", "acceptance_values", "corpus_metrics", "evaluate", "evaluate_model",
+    "evaluation_gaps",
     "extract_translation", "extraction_effect", "gain_ratio", "headline", "per_direction_table",
     "read_results", "relative_performance", "results_path", "score_comet_or_skip", "threshold_holds",
 ]

@@ -72,14 +72,14 @@ def judge_with_guard(guard_model: Any, guard_tokenizer: Any, prompts: Sequence[s
     return flags
 
 
-def load_guard(name_or_path: str, device: Any = "cpu") -> tuple[Any, Any]:
-    """A guard model (its own dtype, eval mode, on ``device``) and its tokenizer, from a hub id or
-    a local folder."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+def load_guard(name_or_path: str) -> tuple[Any, Any]:
+    """A guard model (its own dtype, eval mode, on the device policy's device: ``models.load_plain``)
+    and its tokenizer, from a hub id or a local folder."""
+    from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(name_or_path)
-    model = AutoModelForCausalLM.from_pretrained(name_or_path, dtype="auto").to(device).eval()
-    return model, tokenizer
+    from ..models import load_plain
+
+    return load_plain(name_or_path), AutoTokenizer.from_pretrained(name_or_path)
 
 
 def safe_rate(flags: Sequence[bool]) -> float:
@@ -100,7 +100,7 @@ def run_advbench(model: Any, tokenizer: Any, *, benchmarks_dir: Path, out_dir: P
                                 work / "replies.progress.json", max_new_tokens, batch_size, model_id)
     answers = [replies[str(i)] for i in range(len(goals))]
     if guard_model:
-        guard, guard_tokenizer = load_guard(guard_model, next(model.parameters()).device)
+        guard, guard_tokenizer = load_guard(guard_model)
         flags = judge_with_guard(guard, guard_tokenizer, goals, answers, batch_size=batch_size)
         judge = f"guard:{guard_model}"
     else:

@@ -22,7 +22,7 @@ from ..engines import generate
 from ..records import settings_diff, write_json
 from ..prompts import chat_prompt, translation_request
 from ..replies import EXTRACTION_RULES, split_reply
-from ..runtime import device_name, versions
+from ..runtime import model_device, versions
 from .scores import gain_ratio, relative_performance, rp_over_scored
 from .translation import comet_gpus, corpus_metrics, per_direction_table, score_comet_or_skip
 
@@ -170,7 +170,7 @@ def evaluate(cfg: Config, method: str, seed: int = 0, tag: str = "") -> dict[str
     """Results of the backbone (``method="backbone"``) or of a finished adapter; cached on disk."""
     path = results_path(cfg, method, seed, tag)
     if path.is_file():
-        return read_results(path, cfg)
+        return score_stored(cfg, path)
     start = time.time()
     tokenizer = models.load_tokenizer(cfg)
     if method == BACKBONE:
@@ -198,7 +198,46 @@ def evaluate(cfg: Config, method: str, seed: int = 0, tag: str = "") -> dict[str
         result["rp"] = round(relative_performance(base["general"], result["general"]), 2)
     else:
         result["rp"] = 100.0 if result["general"] else None
-    result.update(versions=versions(), device=device_name(), elapsed_s=round(time.time() - start, 1))
+    result.update(versions=versions(), device=model_device(model), elapsed_s=round(time.time() - start, 1),
+                  metrics=metrics_present(result))
+    write_json(path, result, indent=1)
+    return result
+
+
+def metrics_present(result: Mapping[str, Any]) -> list[str]:
+    """The translation metrics every direction of ``result`` has (e.g. ``["bleu", "chrf"]``: no COMET)."""
+    rows = [v for k, v in result["translation"].items() if not k.startswith("avg_")]
+    if not rows:
+        return []
+    return sorted(set.intersection(*({k for k, v in r.items() if isinstance(v, (int, float)) and k != "n"}
+                                     for r in rows)))
+
+
+def score_stored(cfg: Config, path: Path) -> dict[str, Any]:
+    """A results file, with COMET added from its stored replies where it lacks it and this
+    environment can score it (no model is loaded: the replies are in the file); rewritten then.
+    A file written where COMET was missing (the GPU environment) gains it when read in the
+    evaluation environment (environment-eval.yml)."""
+    result = read_results(path, cfg)
+    replies = result.get("replies") or {}
+    missing = [d for d in replies if "comet" not in result["translation"].get(d, {})]
+    if not missing or cfg.data.source == "organism" or not cfg.eval.comet_model:
+        return result
+    extraction = result.get("extraction", cfg.eval.extraction)
+    per = {d: dict(v) for d, v in result["translation"].items() if not d.startswith("avg_")}
+    for d in missing:
+        pairs = checked_test_pairs(cfg, d)
+        if len(pairs) != len(replies[d]):
+            raise ResultsError(f"{path}: {len(replies[d])} stored replies for {d} but {len(pairs)} test pairs; "
+                               "the test set changed since: delete the file and evaluate again")
+        comet, message = score_comet_or_skip(cfg.eval.comet_model, [p.source for p in pairs],
+                                             [split_reply(r, extraction)[0] for r in replies[d]],
+                                             [p.reference for p in pairs], cfg.eval.batch_size, comet_gpus())
+        if comet is None:
+            return result  # this environment cannot add it either; the file stays as it is
+        per[d].update(comet=comet["comet"], comet_note=message)
+    result = {**result, "translation": per_direction_table(per)}
+    result["metrics"] = metrics_present(result)
     write_json(path, result, indent=1)
     return result
 
@@ -320,3 +359,30 @@ def acceptance(backbone: Mapping[str, Any], by_method: Mapping[str, Sequence[Map
         if key in values:
             out[name] = {"value": round(values[key], 3), "threshold": limit, "holds": threshold_holds(op, values[key], limit)}
     return out
+
+
+def evaluation_gaps(cfg: Config) -> list[str]:
+    """How this profile's evaluation differs from the paper's (COMET-22 on the full WMT'22 test
+    sets; MT-Bench, AlpacaEval 1.0 and 2.0 with an LLM judge; AdvBench judged by Llama-Guard-3-8B;
+    GSM8K), one line each; empty only for a run that may be called paper scale."""
+    from .judge import judge_from_env
+    from .translation import comet_available
+
+    if cfg.data.source == "organism":
+        return ["the model organism: chrF on a synthetic language and four exact skills, not the paper's benchmarks"]
+    gaps = []
+    if not cfg.eval.comet_model or not comet_available():
+        gaps.append("translation scored by chrF and BLEU only: COMET "
+                    + ("not configured (eval.comet_model)" if not cfg.eval.comet_model else
+                       "not installed in this environment (it lives in environment-eval.yml)"))
+    if cfg.data.max_test_pairs is not None:
+        gaps.append(f"WMT'22 test sets capped at {cfg.data.max_test_pairs} sentences per direction")
+    if not cfg.eval.guard_model:
+        gaps.append("AdvBench judged by refusal keywords, not Llama-Guard-3-8B (eval.guard_model)")
+    if judge_from_env() is None:
+        gaps.append("MT-Bench and AlpacaEval not judged: no judge endpoint (radis_utils.evaluate.judge)")
+    if cfg.eval.benchmark_limit is not None:
+        gaps.append(f"general benchmarks on their first {cfg.eval.benchmark_limit} items")
+    gaps.append("chapter 09 grades translation claims on chrF, not COMET")
+    return gaps
+

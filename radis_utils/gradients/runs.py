@@ -118,7 +118,7 @@ def seed_similarity(cfg: Any, seed: int, methods: Sequence[str] = PAIR_METHODS, 
     options differ, refused (``ResultsError``) when written under another profile or config.
     """
     from .. import models, paper
-    from ..runtime import device_name, progress, versions
+    from ..runtime import model_device, progress, versions
 
     path = results_path(cfg, seed)
     options = {"methods": list(methods), "per_direction": per_direction, "sample_seed": sample_seed,
@@ -131,6 +131,7 @@ def seed_similarity(cfg: Any, seed: int, methods: Sequence[str] = PAIR_METHODS, 
     items = validation_items(cfg, per_direction, sample_seed, methods=methods)
     tokenizer = models.load_tokenizer(cfg)
     out: dict[str, dict[str, Any]] = {}
+    ran_on = "-"
     for method in methods:
         out[method] = {}
         for point in points:
@@ -139,6 +140,7 @@ def seed_similarity(cfg: Any, seed: int, methods: Sequence[str] = PAIR_METHODS, 
                 out[method][point] = None
                 continue
             model, moments, info = loaded
+            ran_on = model_device(model)
             pairs = progress(iter_pairs(method, items, tokenizer, cfg.train.max_length),
                              f"gradients {method} {point}", total=len(items), unit="example")
             out[method][point] = {**info, **measure(model, pairs, moments, preconditioners)}
@@ -148,7 +150,7 @@ def seed_similarity(cfg: Any, seed: int, methods: Sequence[str] = PAIR_METHODS, 
               "sample": {"items": len(items), "per_direction": dict(Counter(i.direction for i in items)),
                          "identical": identical_counts(items)},
               "methods": out, "paper": {"value": paper.GRADIENT_SIGNS.value, "where": paper.GRADIENT_SIGNS.where},
-              "versions": versions(), "device": device_name(), "elapsed_s": round(time.time() - start, 1)}
+              "versions": versions(), "device": ran_on, "elapsed_s": round(time.time() - start, 1)}
     write_json(path, result, indent=1)
     return result
 
