@@ -52,7 +52,12 @@ def test_parsers_on_known_judgments():
     assert j.parse_rating("Good answer. Rating: [[8]]") == 8.0
     assert j.parse_rating("Rating: [[6.5]]") == 6.5
     assert j.parse_rating("I would say [7] overall") == 7.0  # FastChat's fallback form
-    assert j.parse_rating("no rating here") is None and j.parse_rating("[[11]]") is None
+    assert j.parse_rating("no rating here") is None
+    # FastChat's own reading (fastchat/llm_judge/common.py): the first [[N]], whatever its value
+    assert j.parse_rating("Draft [[3]]; on reflection [[8]]") == 3.0 and j.parse_rating("[[11]]") == 11.0
+    assert j.parse_rating("[[7]] and [9]") == 7.0 and j.parse_rating("[9] then [[7]]") == 7.0
     assert j.parse_pair_verdict("A is more helpful. [[A]]") == "A"
+    assert j.parse_pair_verdict("Not [[A]]; final: [[B]]") == "A"  # FastChat checks [[A]] first, anywhere
+    assert j.parse_pair_verdict("[[C]] or rather [[B]]") == "B"
     assert j.parse_pair_verdict("[[C]]") == "C" and j.parse_pair_verdict("[A]") is None
     assert j.system_and_user("", "x") == [{"role": "user", "content": "x"}]

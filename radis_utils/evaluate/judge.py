@@ -93,18 +93,18 @@ def probe(judge: Judge) -> str | None:
 
 
 def parse_rating(text: str) -> float | None:
-    """The ``[[N]]`` rating (1-10) of an MT-Bench 'single' judgment; ``None`` when there is none."""
-    found = re.findall(r"\[\[(\d+\.?\d*)\]\]", text) or re.findall(r"\[(\d+\.?\d*)\]", text)
-    if not found:
-        return None
-    value = float(found[-1])
-    return value if 0 <= value <= 10 else None
+    """An MT-Bench 'single' judgment's rating as FastChat's ``llm_judge`` reads it: the *first*
+    ``[[N]]``, else the first ``[N]``, whatever its value; ``None`` where FastChat records -1
+    (and its ``show_result`` leaves the turn out)."""
+    found = re.search(r"\[\[(\d+\.?\d*)\]\]", text) or re.search(r"\[(\d+\.?\d*)\]", text)
+    return float(found.group(1)) if found else None
 
 
 def parse_pair_verdict(text: str) -> str | None:
-    """``"A"``, ``"B"`` or ``"C"`` (tie) from a pairwise judgment's ``[[X]]``; ``None`` otherwise."""
-    found = re.findall(r"\[\[([ABC])\]\]", text)
-    return found[-1] if found else None
+    """A pairwise judgment as FastChat's ``llm_judge`` reads it: ``"A"`` if ``[[A]]`` is anywhere
+    in it, else ``"B"`` for ``[[B]]``, else ``"C"`` (tie) for ``[[C]]``; ``None`` (FastChat's
+    "error") otherwise."""
+    return next((x for x in "ABC" if f"[[{x}]]" in text), None)
 
 
 def system_and_user(system: str, user: str) -> list[dict[str, Any]]:
