@@ -19,7 +19,6 @@ committed records under ``calibration/``.
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
@@ -161,10 +160,10 @@ def world_mean(world: Mapping[str, Any]) -> dict[str, float]:
 def machine_margins(profile: str) -> dict[str, float]:
     """Per value: the spread (max - min) of world 0's seed mean over the builds of the committed
     ``machines`` record (other kernels, other machines); {} without a record."""
-    path = machines.record_path(profile)
-    if not path.is_file():
+    record = machines.read_record(profile)
+    if record is None:
         return {}
-    builds = [world_mean(b) for b in json.loads(path.read_text(encoding="utf-8"))["builds"].values()]
+    builds = [world_mean(b) for b in record["builds"].values()]
     keys = set.intersection(*(set(b) for b in builds)) if len(builds) > 1 else set()
     return {k: max(b[k] for b in builds) - min(b[k] for b in builds) for k in keys}
 
@@ -175,15 +174,9 @@ def organism_intervals(record: Mapping[str, Any], margins: Mapping[str, float]) 
     """Every value over the record's runs (worlds x seeds): a t-interval widened by ``margins``."""
     runs = [run_values(r) for w in record["worlds"] for r in world_runs(w)]
     shares = [s for w in record["worlds"] for s in fig4_runs(w)]
-    unit = f"runs ({len(record['worlds'])} worlds × their seeds)"
-    out = {}
-    for key in dict.fromkeys(k for r in runs + shares for k in r):
-        values = [r[key] for r in runs + shares if key in r]
-        if len(values) >= 2:
-            interval = verdicts.t_interval(values, unit=unit)
-            out[key] = (verdicts.widen(interval, margins[key], "the machine-to-machine spread of world 0")
-                        if key in margins else interval)
-    return out
+    intervals = t_intervals(runs + shares, f"runs ({len(record['worlds'])} worlds × their seeds)")
+    return {key: verdicts.widen(interval, margins[key], "the machine-to-machine spread of world 0")
+            if key in margins else interval for key, interval in intervals.items()}
 
 
 def fig4_runs(world: Mapping[str, Any]) -> list[dict[str, float]]:
@@ -195,14 +188,19 @@ def fig4_runs(world: Mapping[str, Any]) -> list[dict[str, float]]:
             for r, s in pairs if "/" in r and "/" in s]
 
 
-def seed_intervals(runs: Sequence[Mapping[str, float]]) -> dict[str, verdicts.Interval]:
-    """Every value over this build's seeds (a t-interval; needs two seeds or more)."""
+def t_intervals(runs: Sequence[Mapping[str, float]], unit: str) -> dict[str, verdicts.Interval]:
+    """Every value's t-interval over the ``runs`` that have it (values of fewer than two runs are left out)."""
     out = {}
     for key in dict.fromkeys(k for r in runs for k in r):
         values = [r[key] for r in runs if key in r]
         if len(values) >= 2:
-            out[key] = verdicts.t_interval(values, unit="training seeds of this build")
+            out[key] = verdicts.t_interval(values, unit=unit)
     return out
+
+
+def seed_intervals(runs: Sequence[Mapping[str, float]]) -> dict[str, verdicts.Interval]:
+    """Every value over this build's seeds (needs two seeds or more)."""
+    return t_intervals(runs, "training seeds of this build")
 
 
 def bootstrap_translation(backbone: Mapping[str, Any], by_method: Mapping[str, Sequence[Mapping[str, Any]]],
@@ -242,17 +240,18 @@ def row(claim: Claim, paper_said: str, interval: verdicts.Interval | None, why_n
     out = {"claim": claim.name, "paper": paper_said, "threshold": f"{claim.op} {claim.limit:g}",
            "ours: mean [95 % interval]": "-", "verdict": verdicts.NOT_RUN, "n to decide": "",
            "tuned": "yes" if claim.tuned else "no", "interval": why_not}
+    f = lambda v: claim.fmt.format(v)
+    shown = lambda *parts: " ".join(p for p in parts if p)
     if interval is None:
         if point is not None:
-            out.update({"ours: mean [95 % interval]": f"{claim.fmt.format(point)} {claim.unit} (no interval)".replace("  ", " "),
+            out.update({"ours: mean [95 % interval]": shown(f(point), claim.unit, "(no interval)"),
                         "verdict": verdicts.INCONCLUSIVE})
         return out
     if claim.bounds is not None:
         interval = dataclasses.replace(interval, lo=max(interval.lo, claim.bounds[0]),
                                        hi=min(interval.hi, claim.bounds[1]))
     verdict = verdicts.grade(interval, claim.op, claim.limit)
-    f = lambda v: claim.fmt.format(v)
-    out.update({"ours: mean [95 % interval]": f"{f(interval.mean)} [{f(interval.lo)}, {f(interval.hi)}] {claim.unit}".strip(),
+    out.update({"ours: mean [95 % interval]": shown(f(interval.mean), f"[{f(interval.lo)}, {f(interval.hi)}]", claim.unit),
                 "verdict": verdict, "interval": interval.method})
     if verdict == verdicts.INCONCLUSIVE:
         n = verdicts.n_to_decide(interval, claim.limit, margin)
@@ -356,9 +355,8 @@ def observation_rows(cfg: Config) -> list[dict[str, Any]]:
     said = [f"§3.1: {p['with_rationale']}/{p['replies']} = {p['with_rationale'] / p['replies']:.0%} (LLaMA-2-Chat)",
             "table 4: all 8 categories in 5.5-29.5 % of 200 rationales"]
     try:
-        found = json.loads(observation.results_path(cfg).read_text(encoding="utf-8"))
-        evaluate.suite.check_provenance(observation.results_path(cfg), found, cfg, "run chapter 02 again")
-    except (OSError, ResultsError):
+        found = observation.read_results(cfg)
+    except ResultsError:
         return [row(c, s, None, "not run (chapter 02)") for c, s in zip(OBSERVATION_CLAIMS, said)]
     replies = found["replies"]
     share = verdicts.binomial_interval(sum(r["rationale"] for r in replies), len(replies))

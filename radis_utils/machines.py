@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from . import calibration
+from . import calibration, verdicts
 from .config import Config, load_profile, resolve_path
 from .records import write_json
 from .runtime import versions
@@ -118,14 +118,10 @@ def fingerprint_here(env: Mapping[str, str] | None = None) -> str:
 def prediction_margin(values: Sequence[float], level: float = 0.99) -> float:
     """Half-width of the ``level`` prediction interval for one more build, from the builds'
     ``values`` (Student's t; the machine is treated as one more random draw)."""
-    from scipy import stats
-
     n = len(values)
     if n < 2:
         raise ValueError("prediction_margin: needs two builds or more")
-    mean = sum(values) / n
-    sd = (sum((v - mean) ** 2 for v in values) / (n - 1)) ** 0.5
-    return float(stats.t.ppf(0.5 + level / 2, n - 1) * sd * (1 + 1 / n) ** 0.5)
+    return verdicts.t_quantile(level, n) * verdicts.mean_sd(values)[1] * (1 + 1 / n) ** 0.5
 
 
 def _run_variant(profile: str, variant: str) -> dict[str, Any]:

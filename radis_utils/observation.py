@@ -101,3 +101,20 @@ def write_results(cfg: Any, records: Sequence[dict[str, Any]]) -> None:
         "profile": cfg.profile, "config_hash": config_hash(cfg), "backbone": cfg.model.backbone,
         "replies": [{"direction": r["direction"], "rationale": bool(r["rationale"]), "categories": r["categories"]}
                     for r in records]})
+
+
+def read_results(cfg: Any) -> dict[str, Any]:
+    """Chapter 02's file for ``cfg``, checked against its profile and config hash (``ResultsError``
+    naming the file when it is missing or was written under other settings)."""
+    import json
+
+    from .evaluate import ResultsError
+    from .evaluate.suite import check_provenance
+
+    path = results_path(cfg)
+    if not path.is_file():
+        raise ResultsError(f"{path}: no such file; run chapter 02 first")
+    found = json.loads(path.read_text(encoding="utf-8"))
+    check_provenance(path, found, cfg, "run chapter 02 again")
+    return found
+

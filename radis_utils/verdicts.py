@@ -68,16 +68,27 @@ def grade(interval: Interval, op: str, limit: float) -> str:
     return INCONCLUSIVE
 
 
-def t_interval(values: Sequence[float], level: float = LEVEL, unit: str = "runs") -> Interval:
-    """Mean and Student's t interval of independent ``values`` (needs at least 2)."""
+def mean_sd(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (n - 1) of at least two values."""
+    n = len(values)
+    mean = sum(values) / n
+    return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
+
+
+def t_quantile(level: float, n: int) -> float:
+    """Student's t quantile of a two-sided ``level`` interval from ``n`` values (n - 1 degrees of freedom)."""
     from scipy import stats
 
+    return float(stats.t.ppf(0.5 + level / 2, n - 1))
+
+
+def t_interval(values: Sequence[float], level: float = LEVEL, unit: str = "runs") -> Interval:
+    """Mean and Student's t interval of independent ``values`` (needs at least 2)."""
     n = len(values)
     if n < 2:
         raise ValueError(f"t_interval: {n} value(s); an interval needs at least 2 {unit}")
-    mean = sum(values) / n
-    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
-    half = stats.t.ppf(0.5 + level / 2, n - 1) * sd / math.sqrt(n)
+    mean, sd = mean_sd(values)
+    half = t_quantile(level, n) * sd / math.sqrt(n)
     return Interval(mean, mean - half, mean + half, n, f"{level:.0%} t-interval over {n} {unit}")
 
 

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from .. import data, models
+from .. import data, models, verdicts
 from ..config import Config, resolve_path
 from ..engines import generate
 from ..records import settings_diff, write_json
@@ -71,19 +71,25 @@ def translate(cfg: Config, model: Any, tokenizer: Any, directions: Sequence[str]
     sets = {d: checked_test_pairs(cfg, d) for d in directions}
     prompts = [p for d in directions for p in translation_prompts(tokenizer, sets[d], cfg.prompts.instructions)]
     replies = generate(model, tokenizer, prompts, cfg.eval.max_new_tokens, cfg.eval.batch_size)
-    comet_model = None if cfg.data.source == "organism" else cfg.eval.comet_model
     out, start = {}, 0
     for d in directions:
         pairs, mine = sets[d], replies[start:start + len(sets[d])]
         start += len(pairs)
         scores = score_replies(mine, pairs, cfg.eval.extraction)
-        hyps = [split_reply(r, cfg.eval.extraction)[0] for r in mine]
-        comet, message = score_comet_or_skip(comet_model, [p.source for p in pairs], hyps,
-                                             [p.reference for p in pairs], cfg.eval.batch_size, comet_gpus())
+        comet, message = comet_of_replies(cfg, pairs, mine, cfg.eval.extraction)
         if comet is not None:
             scores["comet"] = comet["comet"]
         out[d] = {**scores, "comet_note": message, "replies": mine}
     return out
+
+
+def comet_of_replies(cfg: Config, pairs: Sequence[Any], replies: Sequence[str],
+                     extraction: str) -> tuple[dict[str, Any] | None, str]:
+    """COMET of the translations cut from ``replies`` by ``extraction`` (``score_comet_or_skip``;
+    never for the organism), for freshly generated and for stored replies alike."""
+    comet_model = None if cfg.data.source == "organism" else cfg.eval.comet_model
+    return score_comet_or_skip(comet_model, [p.source for p in pairs], [split_reply(r, extraction)[0] for r in replies],
+                               [p.reference for p in pairs], cfg.eval.batch_size, comet_gpus())
 
 
 def general_ability(cfg: Config, model: Any, tokenizer: Any,
@@ -230,9 +236,7 @@ def score_stored(cfg: Config, path: Path) -> dict[str, Any]:
         if len(pairs) != len(replies[d]):
             raise ResultsError(f"{path}: {len(replies[d])} stored replies for {d} but {len(pairs)} test pairs; "
                                "the test set changed since: delete the file and evaluate again")
-        comet, message = score_comet_or_skip(cfg.eval.comet_model, [p.source for p in pairs],
-                                             [split_reply(r, extraction)[0] for r in replies[d]],
-                                             [p.reference for p in pairs], cfg.eval.batch_size, comet_gpus())
+        comet, message = comet_of_replies(cfg, pairs, replies[d], extraction)
         if comet is None:
             return result  # this environment cannot add it either; the file stays as it is
         per[d].update(comet=comet["comet"], comet_note=message)
@@ -319,12 +323,9 @@ ACCEPTANCE: dict[str, tuple[str, str, float]] = {
     "SDFT RP ≥ 70": ("sdft_rp", ">=", 70.0),
     "SDFT gain < RaDis gain": ("sdft_vs_radis_gain", "<", 1.0),
 }
-_OPS = {"<=": lambda v, t: v <= t, ">=": lambda v, t: v >= t, "<": lambda v, t: v < t}
-
-
 def threshold_holds(op: str, value: float, limit: float) -> bool:
-    """Whether ``value op limit`` holds, for the operators of ``ACCEPTANCE``."""
-    return _OPS[op](value, limit)
+    """Whether ``value op limit`` holds, for the operators of ``ACCEPTANCE`` (``verdicts.holds``)."""
+    return verdicts.holds(op, value, limit)
 
 
 def acceptance_values(backbone: Mapping[str, Any], by_method: Mapping[str, Sequence[Mapping[str, Any]]],
