@@ -20,6 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Sequence
 
+from radis_utils.memory import Shape
 from radis_utils.records import write_json
 
 HERE = Path(__file__).resolve().parent
@@ -137,24 +138,13 @@ def matmul_parameters(config: Any) -> int:
 
     Embeddings are a lookup (no FLOPs) and norms are negligible, so both are left out.
     """
-    h, layers, i = config.hidden_size, config.num_hidden_layers, config.intermediate_size
-    heads = config.num_attention_heads
-    kv = getattr(config, "num_key_value_heads", None) or heads
-    head_dim = getattr(config, "head_dim", None) or h // heads
-    attention = h * heads * head_dim * 2 + h * kv * head_dim * 2  # q, o ; k, v
-    mlp = 3 * h * i  # gate, up, down
-    return layers * (attention + mlp) + h * config.vocab_size
+    shape = Shape.from_config(config.to_dict())
+    return shape.matmul_weights() + shape.hidden * shape.vocab
 
 
 def lora_parameters(config: Any, r: int) -> int:
     """LoRA weights on every linear layer of the blocks (peft's ``all-linear``: not the LM head)."""
-    h, i = config.hidden_size, config.intermediate_size
-    heads = config.num_attention_heads
-    kv = getattr(config, "num_key_value_heads", None) or heads
-    head_dim = getattr(config, "head_dim", None) or h // heads
-    shapes = [(h, heads * head_dim), (h, kv * head_dim), (h, kv * head_dim), (heads * head_dim, h),
-              (h, i), (h, i), (i, h)]
-    return config.num_hidden_layers * sum(r * (a + b) for a, b in shapes)
+    return Shape.from_config(config.to_dict()).lora_weights(r)
 
 
 def lora_flops_per_token(config: Any, n_lora: int, seq: int) -> dict[str, float]:

@@ -40,6 +40,8 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
+from radis_utils import memory
+
 from benchmarks.common import (NO_GPU, arch_config, arch_names, command_line, figure, lora_flops_per_token,
                                lora_parameters, make_record, matmul_parameters, print_figures, random_model,
                                write_record)
@@ -55,19 +57,6 @@ CPU_MAX_PARAMS = 2e9  # larger architectures are only built on a GPU (else on `m
 def peak_tflops(device: str) -> float | None:
     """The bf16 dense peak of a GPU named ``device`` (``None`` when unknown or a CPU)."""
     return next((v for pattern, v in PEAK_BF16_TFLOPS if re.search(pattern, device)), None)
-
-
-def static_memory_gib(config: Any, n_lora: int, quantized: bool) -> float:
-    """Weights plus LoRA training state, without activations (analytic, GiB).
-
-    bf16 weights take 2 bytes each; QLoRA stores the blocks' linear weights in nf4 with double
-    quantization (4.127 bits each: 4 + 8/64 for the absmax + 32/(64·256) for its constants) and
-    keeps embeddings and LM head in bf16. Adapters: fp32 weight, gradient and two Adam moments.
-    """
-    embed = config.vocab_size * config.hidden_size
-    blocks = matmul_parameters(config) - embed  # the LM head is as large as the embedding
-    block_bytes = blocks * 4.127 / 8 if quantized else blocks * 2
-    return round((block_bytes + 2 * embed * 2 + 16 * n_lora) / 2**30, 3)
 
 
 def synthetic_features(n: int, seq: int, vocab: int, seed: int = 0) -> list[dict[str, list[int]]]:
@@ -220,12 +209,17 @@ def step_record(arch: str, cfg: Any, device: str, counts: dict[str, Any], measur
     flops = lora_flops_per_token(config, n_lora, seq)
     dev = device_name()
     what = f"{arch}, {variant}, batch {batch} x seq {seq}"
+    shape = memory.Shape.from_config(config.to_dict())
+    estimate = memory.estimate(cfg, shape, memory.fit(cfg, shape), batch * seq)
     figures = [
         figure("N", f"{what}: matmul weights N", flops["N"], "parameters"),
         figure("N_lora", f"{what}: LoRA weights N_lora (r={cfg.train.lora_r}, all linear)", n_lora, "parameters",
                "" if n_lora == lora_parameters(config, cfg.train.lora_r) else "differs from the analytic count"),
         figure("static_memory_gib", f"{what}: weights + LoRA grads and Adam state (analytic, no activations)",
-               static_memory_gib(config, n_lora, qlora), "GiB"),
+               round(memory.static_gib(shape, cfg.train.lora_r, qlora), 3), "GiB"),
+        figure("estimated_peak_gib", f"{what}: peak memory the model of radis_utils.memory predicts "
+               "(static + saved activations + loss transients, no allowance for the CUDA context)",
+               round(estimate["total"] - estimate["overhead"], 3), "GiB"),
         figure("flops_per_token", f"{what}: model FLOPs per token 4N + 6N_lora + 12Lhs",
                float(flops["flops_per_token"]), "FLOP"),
     ]

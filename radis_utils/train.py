@@ -279,6 +279,7 @@ def _train(cfg: Config, method: str, seed: int, out: Path, key: dict[str, Any], 
         torch.cuda.reset_peak_memory_stats()
     trainer.train(resume_from_checkpoint=str(last) if last else None)
     tr.save_adapter(trainer, tokenizer, out)  # every process: under FSDP the gather is collective
+    session = ledger.session(trainer.state.global_step)  # every process: tokens and losses summed over ranks
     if trainer.is_world_process_zero():
         if cfg.train.merge:  # from the saved adapter: the trained model stays as it is
             models.load_adapter(cfg, out, merge=True).save_pretrained(out / "merged")
@@ -290,7 +291,7 @@ def _train(cfg: Config, method: str, seed: int, out: Path, key: dict[str, Any], 
             "steps": trainer.state.global_step, "resumed_from_step": step_of(last),
             "processes": args.world_size, "gradient_accumulation_steps": args.gradient_accumulation_steps,
             "effective_batch": effective_batch(cfg, method),
-            **merge_sessions([*sessions, ledger.session(trainer.state.global_step)]),
+            **merge_sessions([*sessions, session]),
             "peak_memory_gib": round(peak_memory_bytes() / 2**30, 3), "device": model_device(trainer.model),
             "log": [e for e in trainer.state.log_history if "loss" in e or "train_loss" in e],
             "versions": versions(),

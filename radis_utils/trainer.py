@@ -55,7 +55,8 @@ class SeededLengthGroupedSampler(LengthGroupedSampler):
 class Ledger(TrainerCallback):
     """Writes ``radis_run.json`` (key, earlier sessions, this session so far) into each checkpoint.
 
-    ``counters()`` (set once the trainer exists) returns this session's running totals.
+    ``counters()`` (set once the trainer exists) returns this session's running totals, summed over
+    processes; ``session`` calls it, so every rank calls ``session`` (a collective).
     """
 
     def __init__(self, key: Mapping[str, Any], earlier: Sequence[dict], first_step: int) -> None:
@@ -68,10 +69,10 @@ class Ledger(TrainerCallback):
         return session_entry(self.first_step, last_step, time.time() - self.start, self.counters())
 
     def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        entry = self.session(state.global_step)  # every rank: the counters are summed over processes
         if state.is_world_process_zero:
             folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-            write_json(folder / LEDGER, {"key": self.key,
-                                         "sessions": [*self.earlier, self.session(state.global_step)]})
+            write_json(folder / LEDGER, {"key": self.key, "sessions": [*self.earlier, entry]})
 
 
 class KeepMidpoint(TrainerCallback):
@@ -143,10 +144,12 @@ class SpanTrainer(Trainer):
         return (out["total_mean"], out) if return_outputs else out["total_mean"]
 
     def session_counters(self) -> dict[str, float]:
-        """This session's loss sum, micro-batches and tokens (those trained on, not prefetched)."""
-        loss_sum, real, processed = self._session.tolist()
-        return {"loss_sum": loss_sum, "micro_batches": self._micro_batches, "real_tokens": real,
-                "processed_tokens": processed}
+        """This session's loss sum, micro-batches and tokens (those trained on, not prefetched),
+        summed over every process: a collective, so every rank must call it (``Ledger`` does)."""
+        local = torch.cat([self._session, torch.tensor([float(self._micro_batches)], dtype=self._session.dtype)])
+        summed = self.accelerator.reduce(local.to(self.accelerator.device), reduction="sum")
+        loss_sum, real, processed, batches = summed.cpu().tolist()
+        return {"loss_sum": loss_sum, "micro_batches": batches, "real_tokens": real, "processed_tokens": processed}
 
     def log(self, logs: dict[str, float], *args: Any, **kwargs: Any) -> None:
         if "loss" in logs:

@@ -25,7 +25,7 @@ LAYERS: dict[int, tuple[str, ...]] = {
     3: ("organism",),
     4: ("models", "gguf_backbone", "data", "benchmark_files"),
     5: ("synthesis",),
-    6: ("losses", "checkpoints", "trainer", "train"),
+    6: ("losses", "checkpoints", "trainer", "train", "memory"),
     7: ("evaluate",),
     8: ("observation", "ablation", "gradients"),
     9: ("summary", "calibration", "machines", "claims", "plots", "runbook", "browser"),

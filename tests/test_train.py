@@ -316,6 +316,8 @@ def test_cli_runs_under_accelerate_launch_with_two_processes(backbone, tmp_path)
     summary = json.loads((tmp_path / "ci" / "adapters" / "vanilla-seed0" / "summary.json").read_text())
     assert summary["steps"] == 2 and summary["processes"] == 2
     assert summary["gradient_accumulation_steps"] == 2  # 16 = 4 per device × 2 processes × 2
+    # the summary counts both processes' work: 2 steps × 2 micro-batches on each of 2 ranks
+    assert summary["sessions"][-1]["micro_batches"] == 8
 
 
 # --- saving under accelerate (issue 14) ------------------------------------------------------
@@ -331,8 +333,9 @@ def test_fsdp_config_gathers_a_full_state_dict_as_peft_recipe_does(root):
     assert config.fsdp_config["fsdp_state_dict_type"] == "FULL_STATE_DICT"
 
 
-def test_every_process_takes_part_in_saving_the_adapter(backbone, tmp_path, monkeypatch):
-    """Under FSDP, gathering the adapter is a collective: a save on rank 0 alone hangs."""
+def test_every_process_takes_part_in_saving_the_adapter_and_counting_tokens(backbone, tmp_path, monkeypatch):
+    """Under FSDP, gathering the adapter is a collective: a save on rank 0 alone hangs; so is
+    summing the session's tokens over ranks."""
     saves = []
     save_model = train.SpanTrainer.save_model
 
@@ -341,12 +344,16 @@ def test_every_process_takes_part_in_saving_the_adapter(backbone, tmp_path, monk
             saves.append(output_dir)
         return save_model(self, output_dir, _internal_call)
 
+    counted = []
+    counters = train.SpanTrainer.session_counters
+    monkeypatch.setattr(train.SpanTrainer, "session_counters", lambda self: counted.append(1) or counters(self))
     monkeypatch.setattr(train.SpanTrainer, "save_model", spy)
     monkeypatch.setattr(train.SpanTrainer, "is_world_process_zero", lambda self: False)  # rank 1
     cfg = tiny_cfg(backbone, tmp_path, train__max_steps=1, train__save_steps=100)
     out = train.train(cfg, "vanilla", seed=0)
     assert saves == [str(out)]
     assert train.read_summary(out) is None  # the summary is rank 0's alone
+    assert counted  # but the token counts are summed over ranks, a collective rank 1 joins too
 
 
 def test_under_fsdp_the_adapter_is_gathered_in_full_then_saved(tmp_path):
