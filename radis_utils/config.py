@@ -7,7 +7,9 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -351,6 +353,26 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
     return value
 
 
+#: Numeric settings and where they must lie: ``(lo, hi, closed)``; an open range excludes both ends.
+_RANGES: dict[str, tuple[float, float, bool]] = {
+    "train.epochs": (0, math.inf, False), "train.learning_rate": (0, math.inf, False),
+    "train.warmup_ratio": (0, 1, True), "train.lora_dropout": (0, 1, True),
+    "train.rationale_weight": (0, math.inf, True), "synthesis.temperature": (0, math.inf, True),
+    "synthesis.top_p": (0, 1, True), "synthesis.gpu_memory_utilization": (0, 1, True),
+}
+
+
+@functools.lru_cache(maxsize=1)
+def _scheduler_names() -> tuple[str, ...] | None:
+    """The learning-rate schedules the installed transformers knows (its ``SchedulerType``);
+    ``None`` in an environment without transformers (one that only scores or judges)."""
+    try:
+        from transformers import SchedulerType
+    except ImportError:
+        return None
+    return tuple(s.value for s in SchedulerType)
+
+
 def _check_values(cfg: Config, where: str) -> None:
     checks = {
         "model.dtype": (cfg.model.dtype, {"auto", "float32", "bfloat16", "float16"}),
@@ -376,6 +398,19 @@ def _check_values(cfg: Config, where: str) -> None:
         if not sep or src == tgt or src not in LANGUAGE_NAMES or tgt not in LANGUAGE_NAMES:
             raise ConfigError(f"{where}: data.directions has {direction!r}; a direction is 'src-tgt' with two "
                               f"different known codes: {', '.join(sorted(LANGUAGE_NAMES))}")
+    for section in _SECTION_TYPES:
+        for f in dataclasses.fields(getattr(cfg, section)):
+            value = getattr(getattr(cfg, section), f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ConfigError(f"{where}: {section}.{f.name}={value!r} must be a finite number")
+    for key, (lo, hi, closed) in _RANGES.items():
+        value = getattr(getattr(cfg, key.split(".")[0]), key.split(".")[1])
+        if value is not None and not (lo <= value <= hi if closed else lo < value < hi):
+            shown = f"[{lo}, {hi}]" if closed else f"({lo}, {hi})"
+            raise ConfigError(f"{where}: {key}={value!r} must lie in {shown}")
+    if _scheduler_names() is not None and cfg.train.lr_scheduler not in _scheduler_names():
+        raise ConfigError(f"{where}: train.lr_scheduler={cfg.train.lr_scheduler!r} is not one of transformers' "
+                          f"schedulers: {', '.join(_scheduler_names())}")
     bad = set(cfg.train.methods) - set(METHODS)
     if bad:
         raise ConfigError(f"{where}: train.methods {sorted(bad)} unknown; valid: {', '.join(METHODS)}")

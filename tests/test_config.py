@@ -66,6 +66,14 @@ def test_unknown_profile_lists_valid_ones():
     ({"data__directions": ["en-en"]}, "data.directions has 'en-en'"),
     ({"data__directions": ["deen"]}, "data.directions has 'deen'"),
     ({"train__learning_rate": "fast"}, "train.learning_rate: expected a number, got 'fast'"),
+    ({"train__learning_rate": float("nan")}, "train.learning_rate=nan must be a finite number"),
+    ({"train__learning_rate": "inf"}, "train.learning_rate=inf must be a finite number"),
+    ({"train__learning_rate": -1e-4}, "train.learning_rate=-0.0001 must lie in (0, inf)"),
+    ({"train__epochs": -1.0}, "train.epochs=-1.0 must lie in (0, inf)"),
+    ({"train__epochs": 0.0}, "train.epochs=0.0 must lie in (0, inf)"),
+    ({"train__warmup_ratio": 2.0}, "train.warmup_ratio=2.0 must lie in [0, 1]"),
+    ({"synthesis__top_p": 1.5}, "synthesis.top_p=1.5 must lie in [0, 1]"),
+    ({"train__lr_scheduler": "cosinus"}, "train.lr_scheduler='cosinus' is not one of transformers' schedulers: linear"),
 ])
 def test_bad_keys_and_values_are_named(override, fragment):
     with pytest.raises(ConfigError) as err:
