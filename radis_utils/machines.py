@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -31,8 +30,8 @@ from typing import Any, Mapping, Sequence
 
 from . import calibration, verdicts
 from .config import Config, load_profile, resolve_path
-from .records import write_json
-from .runtime import versions
+from .records import read_json, write_json
+from .runtime import cpu_name, versions
 
 #: Kernel settings that stand in for other CPUs on this one: ``native`` is what this CPU picks;
 #: ``portable`` is PyTorch's non-vectorised kernels and MKL's vendor-neutral GEMM branch.
@@ -54,20 +53,6 @@ def variant_config(profile: str, variant: str) -> Config:
 def record_path(profile: str) -> Path:
     """``calibration/<profile>-kernels.json`` in the checkout."""
     return resolve_path(f"calibration/{profile}-kernels.json")
-
-
-def cpu_name() -> str:
-    """The CPU's model name (from /proc/cpuinfo where there is one) and what PyTorch's kernels use."""
-    import torch
-
-    model = platform.processor() or platform.machine()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        for line in cpuinfo.read_text(encoding="utf-8", errors="replace").splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    return f"{model}; torch kernels {torch.backends.cpu.get_cpu_capability()}"
 
 
 def kernel_fingerprint() -> str:
@@ -103,7 +88,7 @@ def kernel_fingerprint() -> str:
 def read_record(profile: str, path: Path | None = None) -> dict[str, Any] | None:
     """The committed record of ``profile`` (``None`` without one)."""
     path = path or record_path(profile)
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+    return read_json(path) if path.is_file() else None
 
 
 def fingerprint_here(env: Mapping[str, str] | None = None) -> str:

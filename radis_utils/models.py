@@ -282,5 +282,25 @@ def load_adapter(cfg: Config, adapter_dir: str | Path, merge: bool = False, trai
     if not (adapter_dir / "adapter_config.json").is_file():
         raise BackboneError(f"{adapter_dir}: no adapter_config.json; train it first "
                             "(chapter 05, or `python -m radis_utils.train --profile ... --method ...`)")
+    check_adapter_files(adapter_dir)
     model = PeftModel.from_pretrained(load_model(cfg, quantize=not merge), adapter_dir, is_trainable=trainable)
     return (model.merge_and_unload() if merge else model).eval()
+
+
+def check_adapter_files(adapter_dir: Path) -> None:
+    """Refuse an adapter whose files a crash or a copy damaged, naming the file (peft's own errors
+    name neither): ``adapter_config.json`` must be JSON, the weights a readable safetensors file."""
+    from safetensors import SafetensorError, safe_open
+
+    from .records import read_json
+
+    read_json(adapter_dir / "adapter_config.json")  # RecordError names the file and the line
+    weights = adapter_dir / "adapter_model.safetensors"
+    if weights.is_file():
+        try:
+            with safe_open(str(weights), framework="pt") as f:
+                for name in f.keys():
+                    f.get_slice(name)
+        except (SafetensorError, OSError) as err:
+            raise BackboneError(f"{weights}: not a readable safetensors file ({err}); the copy or the save "
+                                f"was cut short: delete {adapter_dir} and train again") from None

@@ -14,7 +14,7 @@ import re
 from collections import Counter
 from typing import Any, Callable, Sequence
 
-from .records import write_json
+from .records import read_json, write_json
 from .replies import split_reply
 
 #: Keyword heuristic for real backbones: category -> regular expression (case-insensitive).
@@ -106,15 +106,13 @@ def write_results(cfg: Any, records: Sequence[dict[str, Any]]) -> None:
 def read_results(cfg: Any) -> dict[str, Any]:
     """Chapter 02's file for ``cfg``, checked against its profile and config hash (``ResultsError``
     naming the file when it is missing or was written under other settings)."""
-    import json
-
     from .evaluate import ResultsError
     from .evaluate.suite import check_provenance
 
     path = results_path(cfg)
     if not path.is_file():
         raise ResultsError(f"{path}: no such file; run chapter 02 first")
-    found = json.loads(path.read_text(encoding="utf-8"))
+    found = read_json(path)
     check_provenance(path, found, cfg, "run chapter 02 again")
     return found
 

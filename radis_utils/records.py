@@ -310,6 +310,22 @@ def _llama_factory_readme(name: str, rows: int, template: str | None, backbone: 
                    f"```yaml\ndataset: {name}\ndataset_dir: <this folder>\ntemplate: {template}\n```\n")
 
 
+def read_json(path: str | Path) -> Any:
+    """The JSON file at ``path``; a file that is not UTF-8 or not JSON (truncated by a crash, edited
+    by hand) raises ``RecordError`` naming the file, and the line and column where it breaks."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        line = path.read_bytes()[:err.start].count(b"\n") + 1
+        raise RecordError(f"{path}:{line}: not UTF-8 text (byte {err.start}); restore or delete the file") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise RecordError(f"{path}:{err.lineno}:{err.colno}: not valid JSON ({err.msg}); the file may be "
+                          f"truncated: restore it, or delete it to redo the stage that wrote it") from None
+
+
 def write_json(path: Path, data: Any, indent: int = 2) -> None:
     """Write ``data`` as JSON atomically (a temporary file, then a rename): a crash leaves the old
     file or the new one, never half of one. Creates the parent folder."""

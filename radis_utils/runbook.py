@@ -367,6 +367,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     root = (args.root or project_root()).resolve()
+    if not (root / "notebooks").is_dir() or not (root / "_toc.yml").is_file():
+        parser.error(f"{root} is not a radis-book checkout (it has no notebooks/ and _toc.yml): run the "
+                     "command from the checkout's root, or pass --root <checkout>")
     executed: list[Path] = []
     failed: list[str] = []
     for profile in args.profiles or list(BOOK_PARTS):

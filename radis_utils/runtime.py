@@ -16,9 +16,9 @@ import random
 import sys
 import warnings
 from importlib import metadata
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
-from .config import Config
+from .config import Config, ConfigError
 
 
 #: Set to 1 (the book job does) to silence progress bars, e.g. in executed notebooks.
@@ -34,9 +34,52 @@ def progress(iterable: Any = None, desc: str = "", total: int | None = None, **k
                 disable=os.environ.get(QUIET_ENV, "") == "1", **kwargs)
 
 
+def unknown_parameters(history: Sequence[str]) -> tuple[list[str], list[str]]:
+    """``(unknown, declared)``: the names papermill's injected cell (it starts ``# Parameters``)
+    sets that the cell run just before it, the chapter's ``parameters`` cell, does not, and the
+    names that one does; both empty when nothing was injected."""
+    import ast
+
+    def assigned(source: str) -> set[str]:
+        try:
+            tree = ast.parse(source)
+        except SyntaxError:
+            return set()
+        return {t.id for node in ast.walk(tree) if isinstance(node, ast.Assign)
+                for t in node.targets if isinstance(t, ast.Name)}
+
+    for i, cell in enumerate(history):
+        if i > 0 and cell.lstrip().startswith("# Parameters"):
+            declared = assigned(history[i - 1])
+            return sorted(assigned(cell) - declared), sorted(declared)
+    return [], []
+
+
+def check_injected_parameters() -> None:
+    """In a chapter papermill runs, refuse a parameter the chapter does not have (papermill only
+    warns, and a misspelt ``-p PROFIEL smol`` would run the chapter at its default profile)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is None:
+        return
+    unknown, declared = unknown_parameters([str(c) for c in shell.user_ns.get("In", [])])
+    if unknown:
+        import difflib
+
+        close = {u: difflib.get_close_matches(u, declared, n=1) for u in unknown}
+        hints = "; ".join(f"{u}: did you mean {c[0]}?" for u, c in close.items() if c)
+        raise ConfigError(f"papermill parameter(s) {unknown} are not this chapter's; its parameters cell "
+                          f"defines {', '.join(declared)}" + (f" ({hints})" if hints else ""))
+
+
 def apply_runtime(cfg: Config) -> None:
     """Set torch threads and seeds as the profile asks (call once, in a chapter's setup cell);
-    quiet loading, and tables that show every cell in full."""
+    quiet loading, and tables that show every cell in full. In a chapter papermill runs, first
+    refuse parameters the chapter does not have (``check_injected_parameters``)."""
+    check_injected_parameters()
     import numpy as np
     import pandas as pd
     import torch
@@ -116,6 +159,18 @@ def device_name() -> str:
         n = torch.cuda.device_count()
         return f"{n} x {torch.cuda.get_device_name(0)}"
     return f"CPU ({os.cpu_count()} cores, {torch.get_num_threads()} torch threads)"
+
+
+def cpu_name() -> str:
+    """The CPU's model name (from /proc/cpuinfo where there is one) and what PyTorch's kernels use."""
+    import torch
+
+    model = platform.processor() or platform.machine()
+    if os.path.isfile("/proc/cpuinfo"):
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
+        model = names[0] if names else model
+    return f"{model}; torch kernels {torch.backends.cpu.get_cpu_capability()}"
 
 
 def lazy_names(module: str, home: dict[str, str]) -> Callable[[str], Any]:

@@ -39,7 +39,7 @@ from .checkpoints import last_checkpoint, merge_sessions, resume_point, step_of 
 from .config import ENGINE_MEMORY, METHODS, Config, ConfigError, load_profile
 from .losses import REFERENCE, RATIONALE, Tokenized, collate, tokenize_example
 from .replies import seqkd_rule, split_reply
-from .records import exclusive, read_records, settings_diff, write_json
+from .records import exclusive, read_json, read_records, settings_diff, write_json
 from .runtime import apply_runtime, lazy_names, model_device, versions
 
 #: The synthesis target each method needs (vanilla needs none).
@@ -220,7 +220,7 @@ def train_key(cfg: Config, method: str, seed: int, source: str | None) -> dict[s
 def read_summary(out: Path) -> dict[str, Any] | None:
     """The finished run's ``summary.json``, or ``None`` if the run has not finished."""
     path = out / "summary.json"
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+    return read_json(path) if path.is_file() else None
 
 
 def train(cfg: Config, method: str, seed: int = 0, examples: Sequence[Any] | None = None,

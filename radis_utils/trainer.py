@@ -14,7 +14,6 @@ adapters, summaries and checkpoints without paying for it.
 
 from __future__ import annotations
 
-import json
 import shutil
 import time
 from pathlib import Path
@@ -28,7 +27,7 @@ from . import models
 from .checkpoints import LEDGER, MIDPOINT, session_entry
 from .config import Config
 from .losses import span_losses
-from .records import write_json
+from .records import read_json, write_json
 from .runtime import progress
 
 
@@ -227,6 +226,6 @@ def save_adapter(trainer: Any, tokenizer: Any, out: Path) -> None:
     if trainer.is_world_process_zero():
         tokenizer.save_pretrained(out)
         config_file = out / "adapter_config.json"
-        config = json.loads(config_file.read_text(encoding="utf-8"))
+        config = read_json(config_file)
         config["base_model_name_or_path"] = models.portable_base(config.get("base_model_name_or_path"))
         write_json(config_file, config)

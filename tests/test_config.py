@@ -121,7 +121,7 @@ def test_bad_profiles_files_are_named(tmp_path):
     with pytest.raises(ConfigError, match=rf"{f}:\d+:\d+: YAML syntax error: .*fix the file"):
         load_profile("mine", profiles_file=f)
     f.write_bytes("mine:\n  description: caf\xe9\n".encode("latin-1"))
-    with pytest.raises(ConfigError, match=rf"{f}: not UTF-8 text"):
+    with pytest.raises(ConfigError, match=rf"{f}:2: not UTF-8 text"):
         load_profile("mine", profiles_file=f)
 
 

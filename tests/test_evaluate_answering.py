@@ -37,7 +37,7 @@ def test_progress_under_other_settings_or_damaged_is_refused(tmp_path):
     with pytest.raises(ValueError, match=r"p.json: progress kept under settings \{'max_new_tokens': 8\}.*delete"):
         a.resumable(path, {"x": 1}, lambda c: c, chunk=1, settings={"max_new_tokens": 16})
     path.write_text("{not json")
-    with pytest.raises(ValueError, match="p.json: progress file is not valid JSON"):
+    with pytest.raises(ValueError, match=r"p.json:1:2: not valid JSON"):
         a.load_progress(path, {})
 
 

@@ -32,7 +32,7 @@ def test_results_are_written_once_and_checked_against_the_config(tiny_backbone, 
                                                     r"\(differing: eval\.max_new_tokens: 8 stored, 9 asked\)"):
         evaluate.evaluate(other, evaluate.BACKBONE)
     path.write_text("{not json")
-    with pytest.raises(evaluate.ResultsError, match=r"backbone\.json: not valid JSON"):
+    with pytest.raises(evaluate.ResultsError, match=r"backbone\.json:1:2: not valid JSON"):
         evaluate.read_results(path)
     path.write_text("[1, 2]")
     with pytest.raises(evaluate.ResultsError, match=r"backbone\.json: expected a JSON object, got list; delete it"):

@@ -207,3 +207,24 @@ def test_engine_memory_settings_do_not_change_the_config_hash():
 
     assert train.train_key(base, "radis", 0, "s") == train.train_key(tuned, "radis", 0, "s")  # adapters stay valid
     assert "max_model_len" not in base.to_dict()["synthesis"] and tuned.to_dict()["synthesis"]["max_model_len"] == 2048
+
+
+@pytest.mark.parametrize("damage", ["weights", "config"])
+def test_a_damaged_adapter_is_refused_naming_the_file(tmp_path, damage):
+    import torch
+    from safetensors.torch import save_file
+
+    from radis_utils.records import RecordError
+
+    save_file({"base_model.model.lora_A.weight": torch.zeros(64, 64)}, str(tmp_path / "adapter_model.safetensors"))
+    (tmp_path / "adapter_config.json").write_text('{"peft_type": "LORA", "r": 16}')
+    models.check_adapter_files(tmp_path)  # intact: no complaint
+    if damage == "weights":
+        weights = tmp_path / "adapter_model.safetensors"
+        weights.write_bytes(weights.read_bytes()[:-1000])
+        with pytest.raises(models.BackboneError, match=r"adapter_model\.safetensors: not a readable safetensors"):
+            models.check_adapter_files(tmp_path)
+    else:
+        (tmp_path / "adapter_config.json").write_text('{"peft_type": "LO')
+        with pytest.raises(RecordError, match=r"adapter_config\.json:1:\d+: not valid JSON"):
+            models.check_adapter_files(tmp_path)

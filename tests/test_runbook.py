@@ -66,6 +66,8 @@ def test_the_default_run_executes_every_part_of_the_book(monkeypatch, tmp_path):
     seen = []
     monkeypatch.setattr(runbook, "execute_chapters",
                         lambda nb_dir, out, profile, **kw: seen.append((profile, out)) or [])
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "_toc.yml").write_text("root: index\n")
     assert runbook.main(["--root", str(tmp_path), "--no-build"]) == 0
     assert seen == [(p, tmp_path / folder) for p, folder in runbook.BOOK_PARTS.items()]
     assert list(runbook.BOOK_PARTS)[:2] == ["ci", "smol"]
@@ -199,3 +201,10 @@ def test_independent_chapters_run_while_the_work_ahead_still_runs(capsys):
     assert names(runbook.execution_order(books, done)) == ["05", "06", "07", "08", "09", "10"]
     assert names(runbook.execution_order(books, None)) == ["05", "06", "07", "08", "09", "10"]
     assert names(runbook.execution_order(books[3:], still)) == ["08", "09", "10"]  # 07 not selected
+
+
+def test_outside_a_checkout_the_command_says_so_without_a_traceback(tmp_path, capsys):
+    with pytest.raises(SystemExit) as stop:
+        runbook.main(["--root", str(tmp_path), "--no-build"])
+    assert stop.value.code == 2
+    assert f"{tmp_path} is not a radis-book checkout" in capsys.readouterr().err

@@ -5,6 +5,7 @@ import random
 import pytest
 
 from radis_utils.config import load_profile
+from radis_utils import runtime
 from radis_utils.runtime import QUIET_ENV, apply_runtime, device_name, lazy_names, progress, versions
 
 
@@ -107,3 +108,28 @@ def test_model_device_says_where_the_parameters_are():
 
     assert runtime.model_device(torch.nn.Linear(2, 2)).startswith("cpu (")
     assert runtime.model_device(torch.nn.Linear(2, 2, device="meta")) == "meta"
+
+
+def test_parameters_papermill_injects_must_be_the_chapters():
+    history = ["", 'PROFILE = "ci"\nSEEDS = []\n', '# Parameters\nPROFIEL = "smol"\n', "CFG = 1"]
+    assert runtime.unknown_parameters(history) == (["PROFIEL"], ["PROFILE", "SEEDS"])
+    assert runtime.unknown_parameters(["", 'PROFILE = "ci"', '# Parameters\nPROFILE = "smol"\n']) == ([], ["PROFILE"])
+    assert runtime.unknown_parameters(["", 'PROFILE = "ci"', "x = 1"]) == ([], [])  # not run by papermill
+    runtime.check_injected_parameters()  # outside a kernel: nothing to check
+
+
+def test_a_misspelt_papermill_parameter_stops_the_chapter_naming_it(tmp_path):
+    import nbformat
+    import papermill
+
+    nb = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                                           "language": "python"}, "language_info": {"name": "python"}})
+    params = nbformat.v4.new_code_cell('PROFILE = "ci"')
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_code_cell("from radis_utils import runtime\nruntime.check_injected_parameters()")]
+    nbformat.write(nb, tmp_path / "t.ipynb")
+    papermill.execute_notebook(str(tmp_path / "t.ipynb"), str(tmp_path / "ok.ipynb"), parameters={"PROFILE": "smol"},
+                               progress_bar=False)
+    with pytest.raises(papermill.PapermillExecutionError, match="PROFIEL: did you mean PROFILE"):
+        papermill.execute_notebook(str(tmp_path / "t.ipynb"), str(tmp_path / "bad.ipynb"),
+                                   parameters={"PROFIEL": "smol"}, progress_bar=False)

@@ -458,3 +458,14 @@ def test_the_process_group_exists_before_the_backbone_loads(backbone, tmp_path, 
     monkeypatch.setattr(models, "fsdp_loading", lambda: True)
     monkeypatch.setattr(models, "device", lambda: "meta")
     assert models.load_model(cfg).device.type == "cpu"  # not moved: FSDP shards it
+
+
+@pytest.mark.parametrize("content, where", [(b'{"steps": 12, "loss"', ":1:"), (b'{"a": 1}\n{"b": \xff}', ":2:")])
+def test_a_truncated_or_non_utf8_record_names_its_file_and_line(tmp_path, content, where):
+    from radis_utils import records
+
+    path = tmp_path / "summary.json"
+    path.write_bytes(content)
+    with pytest.raises(records.RecordError) as err:
+        train.read_summary(tmp_path)
+    assert str(path) + where in str(err.value)

@@ -15,7 +15,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from ..engines import generate
 from ..prompts import chat_template_of
-from ..records import write_json
+from ..records import read_json, write_json
 
 Messages = Sequence[Mapping[str, str]]
 
@@ -39,11 +39,7 @@ def load_progress(path: Path, settings: Mapping[str, Any]) -> dict[str, Any]:
     """The results kept so far in a progress file written under ``settings`` ({} when none)."""
     if not path.is_file():
         return {}
-    try:
-        kept = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path}: progress file is not valid JSON ({err}); delete it to start "
-                         "this benchmark again") from None
+    kept = read_json(path)  # a damaged file: RecordError (a ValueError) naming it
     if not isinstance(kept, dict) or not isinstance(kept.get("results"), dict):
         raise ValueError(f"{path}: progress file lacks its 'results' object; delete it to start again")
     if kept.get("settings") != json.loads(json.dumps(dict(settings))):

@@ -9,11 +9,11 @@ its results, and ``describe_skips``, one line per benchmark that cannot run as i
 from __future__ import annotations
 
 import importlib.util
-import json
 import shutil
 from pathlib import Path
 from typing import Any, Mapping
 
+from ..records import read_json
 from .gsm8k import FILTER as GSM8K_FILTER
 from .gsm8k import METRIC as GSM8K_METRIC
 from .gsm8k import SHOTS as GSM8K_NUM_FEWSHOT
@@ -55,7 +55,7 @@ def _results_file(path: str | Path) -> Path:
 def read_gsm8k_result(path: str | Path) -> float:
     """GSM8K accuracy in percent from an lm-eval results JSON (or the newest one under a folder)."""
     file = _results_file(path)
-    results = json.loads(file.read_text(encoding="utf-8")).get("results", {})
+    results = read_json(file).get("results", {})
     if GSM8K_TASK not in results:
         raise KeyError(f"{file}: results has no task {GSM8K_TASK!r} (found: "
                        f"{', '.join(results) or 'none'}); was it run with --tasks {GSM8K_TASK}?")

@@ -11,7 +11,6 @@ a file written under another profile or config is refused with its name.
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -19,7 +18,7 @@ from typing import Any, Mapping, Sequence
 from .. import data, models, verdicts
 from ..config import Config, resolve_path
 from ..engines import generate
-from ..records import settings_diff, write_json
+from ..records import RecordError, read_json, settings_diff, write_json
 from ..prompts import chat_prompt, translation_request
 from ..replies import EXTRACTION_RULES, split_reply
 from ..runtime import model_device, versions
@@ -274,9 +273,9 @@ def read_results(path: str | Path, cfg: Config | None = None) -> dict[str, Any]:
     if not path.is_file():
         raise ResultsError(f"{path}: no such results file; run chapter 06 (or evaluate.evaluate) first")
     try:
-        result = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise ResultsError(f"{path}: not valid JSON ({err}); delete it and evaluate again") from None
+        result = read_json(path)
+    except RecordError as err:  # damaged: named with its line, as a results error callers handle
+        raise ResultsError(f"{err} (here: delete it and evaluate again)") from None
     if not isinstance(result, dict):
         raise ResultsError(f"{path}: expected a JSON object, got {type(result).__name__}; delete it and "
                            "evaluate again")

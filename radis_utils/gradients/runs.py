@@ -10,13 +10,12 @@ checkpoint, the pair counts and ``results[preconditioner][subset][granularity]``
 
 from __future__ import annotations
 
-import json
 import time
 from collections import Counter
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from ..records import write_json
+from ..records import read_json, write_json
 from .features import PRECONDITIONERS, Moments, adam_moments
 from .measure import count_signs, measure
 from .similarity import PAIR_METHODS, GradientItem, GradientPair, balanced_sample, pairs_for
@@ -101,7 +100,7 @@ def read_results(path: str | Path, cfg: Any = None) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise ResultsError(f"{path}: no such file; run chapter 08 (gradients.seed_similarity) first")
-    result = json.loads(path.read_text(encoding="utf-8"))
+    result = read_json(path)
     if cfg is not None:
         check_provenance(path, result, cfg, "delete the file to recompute")
     if "points" not in result.get("options", {}):
