@@ -58,16 +58,33 @@ def last_checkpoint(folder: Path, marker: str = MARKER) -> Path | None:
     return max(ckpts, key=step_of) if ckpts else None
 
 
+def set_aside_unledgered(folder: Path) -> list[Path]:
+    """Rename every ``checkpoint-N`` of ``folder`` that lacks a ledger (a kill between the Trainer's
+    files and ``LEDGER``; its settings cannot be checked) to ``.unledgered-checkpoint-N``, with a
+    warning naming it: the run starts from the beginning and nothing is deleted."""
+    import warnings
+
+    moved = []
+    for ckpt in sorted(folder.glob("checkpoint-*"), key=step_of):
+        if not (ckpt / LEDGER).is_file():
+            aside = ckpt.with_name(f".unledgered-{ckpt.name}")
+            ckpt.rename(aside)
+            moved.append(aside)
+            warnings.warn(f"{ckpt}: no {LEDGER} (the run was stopped while saving it), so its settings cannot "
+                          f"be checked; set aside as {aside.name} and training starts from the beginning",
+                          stacklevel=2)
+    return moved
+
+
 def resume_point(folder: Path, key: Mapping[str, Any]) -> tuple[Path | None, list[dict]]:
     """The latest complete checkpoint with a ledger, and its sessions; refuses other settings.
+    Checkpoints without a ledger are set aside first (``set_aside_unledgered``).
 
     ``ResumeError`` names the ledger file, the settings that differ and the fix.
     """
-    last = last_checkpoint(folder, LEDGER)  # the ledger is written after the Trainer's own files
+    set_aside_unledgered(folder)  # the ledger is written after the Trainer's own files
+    last = last_checkpoint(folder, LEDGER)
     if last is None:
-        if last_checkpoint(folder) is not None:
-            raise ResumeError(f"{folder}: checkpoints without {LEDGER} (the settings they were made with); "
-                              f"delete {folder} to train from the start")
         return None, []
     path = last / LEDGER
     try:

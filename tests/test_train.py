@@ -469,3 +469,22 @@ def test_a_truncated_or_non_utf8_record_names_its_file_and_line(tmp_path, conten
     with pytest.raises(records.RecordError) as err:
         train.read_summary(tmp_path)
     assert str(path) + where in str(err.value)
+
+
+def test_a_checkpoint_killed_before_its_ledger_is_set_aside_not_blocking(tmp_path):
+    from radis_utils import checkpoints
+
+    folder = tmp_path / "checkpoints"
+    for step, ledger in ((2, True), (4, False)):
+        ckpt = folder / f"checkpoint-{step}"
+        ckpt.mkdir(parents=True)
+        (ckpt / checkpoints.MARKER).write_text("{}")
+        if ledger:
+            (ckpt / checkpoints.LEDGER).write_text(json.dumps({"key": {"a": 1}, "sessions": [{"steps": [0, 2]}]}))
+    with pytest.warns(UserWarning, match=r"checkpoint-4: no radis_run\.json .* set aside as \.unledgered-checkpoint-4"):
+        last, sessions = checkpoints.resume_point(folder, {"a": 1})
+    assert last == folder / "checkpoint-2" and sessions == [{"steps": [0, 2]}]
+    assert (folder / ".unledgered-checkpoint-4" / checkpoints.MARKER).is_file()  # kept, not deleted
+    (folder / "checkpoint-2" / checkpoints.LEDGER).unlink()  # the only checkpoint killed before its ledger
+    with pytest.warns(UserWarning, match="checkpoint-2"):
+        assert checkpoints.resume_point(folder, {"a": 1}) == (None, [])  # starts over instead of refusing
