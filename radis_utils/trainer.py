@@ -90,9 +90,18 @@ class KeepMidpoint(TrainerCallback):
         return control
 
     def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        if not state.is_world_process_zero or state.global_step != state.max_steps // 2:
-            return
-        source = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        if state.is_world_process_zero and state.global_step == state.max_steps // 2:
+            self.keep(Path(args.output_dir) / f"checkpoint-{state.global_step}")
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        """A run killed while its midpoint was being copied resumes from that very checkpoint and
+        never saves it again: copy it now (a stale temporary copy is replaced)."""
+        source = Path(args.output_dir) / f"checkpoint-{state.max_steps // 2}"
+        if state.is_world_process_zero and state.max_steps and (source / LEDGER).is_file():
+            self.keep(source)
+
+    def keep(self, source: Path) -> None:
+        """Copy ``source`` to ``<out>/midpoint/`` unless it is there (a temporary folder, renamed)."""
         target = self.out / MIDPOINT / source.name
         if target.is_dir():
             return

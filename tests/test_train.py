@@ -488,3 +488,20 @@ def test_a_checkpoint_killed_before_its_ledger_is_set_aside_not_blocking(tmp_pat
     (folder / "checkpoint-2" / checkpoints.LEDGER).unlink()  # the only checkpoint killed before its ledger
     with pytest.warns(UserWarning, match="checkpoint-2"):
         assert checkpoints.resume_point(folder, {"a": 1}) == (None, [])  # starts over instead of refusing
+
+
+def test_a_run_killed_while_copying_its_midpoint_copies_it_when_it_resumes(tmp_path):
+    from types import SimpleNamespace
+
+    from radis_utils import checkpoints, trainer
+
+    out = tmp_path / "adapter"
+    source = out / "checkpoints" / "checkpoint-3"
+    source.mkdir(parents=True)
+    (source / checkpoints.LEDGER).write_text("{}")
+    (source / "adapter_model.safetensors").write_text("w")
+    stale = out / checkpoints.MIDPOINT / ".checkpoint-3.tmp"  # the kill came during the copy
+    stale.mkdir(parents=True)
+    args, state = SimpleNamespace(output_dir=str(out / "checkpoints")), SimpleNamespace(max_steps=6, is_world_process_zero=True)
+    trainer.KeepMidpoint(out).on_train_begin(args, state, None)
+    assert (out / checkpoints.MIDPOINT / "checkpoint-3" / "adapter_model.safetensors").is_file() and not stale.exists()
