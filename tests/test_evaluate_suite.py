@@ -23,6 +23,7 @@ def test_results_are_written_once_and_checked_against_the_config(tiny_backbone, 
     base = evaluate.evaluate(cfg, evaluate.BACKBONE)
     path = evaluate.results_path(cfg, evaluate.BACKBONE)
     assert path == tmp_path / "ci" / "results" / "backbone.json" and path.is_file()
+    assert path.with_suffix(".csv").is_file()  # the tidy table beside it (evaluate.tables)
     assert base["rp"] == 100.0 and set(base["general"]) == {"arithmetic", "facts", "safety", "instructions"}
     assert base["translation"]["en-sy"]["n"] == 6 and "avg_en_xx" in base["translation"]
     assert len(base["replies"]["en-sy"]) == 6 and base["extraction"] == cfg.eval.extraction

@@ -23,6 +23,7 @@ from ..prompts import chat_prompt, translation_request
 from ..replies import EXTRACTION_RULES, split_reply
 from ..runtime import model_device, versions
 from .scores import gain_ratio, relative_performance, rp_over_scored
+from .tables import tidy_path, write_tidy
 from .translation import comet_gpus, corpus_metrics, per_direction_table, score_comet_or_skip
 
 BACKBONE = "backbone"  # the method name of the untrained model in results files
@@ -175,7 +176,10 @@ def evaluate(cfg: Config, method: str, seed: int = 0, tag: str = "") -> dict[str
     """Results of the backbone (``method="backbone"``) or of a finished adapter; cached on disk."""
     path = results_path(cfg, method, seed, tag)
     if path.is_file():
-        return score_stored(cfg, path)
+        result = score_stored(cfg, path)
+        if not tidy_path(path).is_file():  # a file from before the tidy tables
+            write_tidy(path, result)
+        return result
     start = time.time()
     tokenizer = models.load_tokenizer(cfg)
     if method == BACKBONE:
@@ -206,6 +210,7 @@ def evaluate(cfg: Config, method: str, seed: int = 0, tag: str = "") -> dict[str
     result.update(versions=versions(), device=model_device(model), elapsed_s=round(time.time() - start, 1),
                   metrics=metrics_present(result))
     write_json(path, result, indent=1)
+    write_tidy(path, result)
     return result
 
 
@@ -242,6 +247,7 @@ def score_stored(cfg: Config, path: Path) -> dict[str, Any]:
     result = {**result, "translation": per_direction_table(per)}
     result["metrics"] = metrics_present(result)
     write_json(path, result, indent=1)
+    write_tidy(path, result)
     return result
 
 
