@@ -2,20 +2,21 @@
 
 Every setting of the ``ci`` recipe that was chosen by looking at results is listed in ``TUNED``
 with what it was tuned against; chapter 00 prints the list with the values now in effect.
-All of it was tuned on organism world 0 only, so worlds 1 and 2 (other invented languages,
+All of it was tuned on organism world 0 only, so the other worlds (other invented languages,
 people, countries and operands; the same recipe) are held out. ``python -m
 radis_utils.calibration`` runs the whole ``ci`` pipeline (organism, the three syntheses, every
 method and seed, evaluation, fig. 4's gradients) once per world seed, world 0 in the book's own
 ``runs/ci/`` and the others under ``runs/calibration/world<k>/``, and writes the record
 ``calibration/<profile>.json`` (committed: it takes ~15 min of CPU per world, more than CI
-has). The record keeps each world's config hash, so a reader can tell when it no longer
+has). ``--add`` runs only the worlds it names and adds them to the committed record, so a
+record can grow in pieces and on several machines; each world keeps where and how it was built
+(``built``: CPU, time, command) and its config hash, so a reader can tell when it no longer
 describes the code's settings (``record_problems``).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import sys
 import time
@@ -25,11 +26,11 @@ from typing import Any, Mapping, Sequence
 
 from . import data, evaluate, gradients, models, synthesis, train
 from .config import Config, load_profile, project_root, resolve_path
-from .records import write_json
-from .runtime import apply_runtime, device_name, versions
+from .records import read_json, write_json
+from .runtime import apply_runtime, cpu_name, device_name, versions
 from .summary import load_gradient_results, load_method_results
 
-WORLD_SEEDS: tuple[int, ...] = (0, 1, 2)
+WORLD_SEEDS: tuple[int, ...] = tuple(range(12))
 
 
 @dataclass(frozen=True)
@@ -180,13 +181,16 @@ def checks(aggregated: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, A
 
 
 def world_rows(record: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """One row per world and model: chrF and RP (mean over the world's training seeds)."""
+    """One row per world and model: chrF and RP (mean over the world's training seeds), and the
+    CPU the world was built on (``"-"`` where the record does not say)."""
     rows = []
     for w in record["worlds"]:
-        rows.append({"world": w["world_seed"], "model": "backbone", "chrF": w["backbone"]["chrf"], "RP": 100.0})
+        cpu = w.get("built", {}).get("cpu", "-")
+        rows.append({"world": w["world_seed"], "built on": cpu, "model": "backbone", "chrF": w["backbone"]["chrf"],
+                     "RP": 100.0})
         for method, runs in w["methods"].items():
             rps = [r["rp"] for r in runs]
-            rows.append({"world": w["world_seed"], "model": method, "seeds": len(runs),
+            rows.append({"world": w["world_seed"], "built on": cpu, "model": method, "seeds": len(runs),
                          "chrF": round(sum(r["chrf"] for r in runs) / len(runs), 2),
                          "RP": round(sum(rps) / len(rps), 2) if None not in rps else None})
     return rows
@@ -223,7 +227,7 @@ def write_record(profile: str, worlds: Sequence[Mapping[str, Any]], command: str
 def read_record(profile: str, path: Path | None = None) -> dict[str, Any] | None:
     """The committed record of ``profile``, or ``None`` when there is none."""
     path = path or record_path(profile)
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+    return read_json(path) if path.is_file() else None
 
 
 def record_problems(record: Mapping[str, Any]) -> list[str]:
@@ -238,14 +242,30 @@ def record_problems(record: Mapping[str, Any]) -> list[str]:
     return out
 
 
+def built_here(command: str) -> dict[str, str]:
+    """Where and how a world was built: this CPU (``runtime.cpu_name``), the time, the command."""
+    return {"cpu": cpu_name(), "created": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "command": command}
+
+
+def merged_worlds(old: Sequence[Mapping[str, Any]], new: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The worlds of ``old`` with those of ``new`` added (a world seed in both: ``new``'s), by world seed."""
+    by_seed = {w["world_seed"]: dict(w) for w in old}
+    by_seed.update({w["world_seed"]: dict(w) for w in new})
+    return [by_seed[k] for k in sorted(by_seed)]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--profile", default="ci")
     ap.add_argument("--world-seed", type=int, action="append", help=f"default: {list(WORLD_SEEDS)}")
     ap.add_argument("--jobs", type=int, default=1, help="worlds run at once, one process each (1 torch thread each)")
     ap.add_argument("--no-record", action="store_true", help="run the worlds, do not write the record")
+    ap.add_argument("--add", action="store_true", help="add these worlds to the committed record (keep its others)")
     args = ap.parse_args(argv)
     seeds = args.world_seed or list(WORLD_SEEDS)
+    old = read_record(args.profile) if args.add else None
+    if args.add and old is None:
+        ap.error(f"--add: no record at {record_path(args.profile)} to add to; run without --add first")
     start = time.time()
     if args.jobs > 1 and len(seeds) > 1:  # each world in its own process; the record is written below
         procs: list[subprocess.Popen] = []
@@ -258,14 +278,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         if failed:
             print(f"calibration: world(s) {failed} failed (their output is above)", file=sys.stderr)
             return 1
+    command = ("python -m radis_utils.calibration " + " ".join(argv if argv is not None else sys.argv[1:])).strip()
     worlds = []
     for seed in seeds:
         cfg = world_config(args.profile, seed)
         print(f"world {seed}: {cfg.runs_dir}", flush=True)
-        worlds.append(run_world(cfg))
+        worlds.append({**run_world(cfg), "built": built_here(command)})
     if not args.no_record:
-        command = "python -m radis_utils.calibration " + " ".join(argv if argv is not None else sys.argv[1:])
-        path = write_record(args.profile, worlds, command.strip(), time.time() - start)
+        seconds = time.time() - start
+        if old is not None:
+            worlds, seconds = merged_worlds(old["worlds"], worlds), old.get("seconds", 0.0) + seconds
+            command = f"{old['command']}; {command}"
+        path = write_record(args.profile, worlds, command, seconds)
         for name, c in read_record(args.profile, path)["checks"].items():
             print(f"{'holds ' if c['holds'] else 'MISSED'} {name}: mean {c['mean']} (spread {c['spread']}; "
                   f"worlds {c['worlds']})")

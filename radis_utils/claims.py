@@ -3,10 +3,13 @@ and the verdict of ``radis_utils.verdicts`` (its rule is the only one used).
 
 Where the numbers come from, per profile:
 
-- the organism (``ci``) with a current calibration record: one value per *run* (a world and a
-  training seed, the same seed of every method paired), 3 worlds x 2 seeds; a t-interval over
-  the runs, widened by the machine-to-machine spread ``radis_utils.machines`` measured for that
-  value (the organism's numbers move with the CPU's kernels);
+- the organism (``ci``) with a current calibration record: one value per *world build* (a
+  world's data, backbone and trainings on one machine's kernels; the mean of its training
+  seeds, the same seed of every method paired) and a t-interval over the worlds. Seeds of one
+  world share its backbone and data, so they are not independent units. A build of the same
+  world on other kernels is another draw of that world (``radis_utils.machines`` measures how
+  far world 0 moves), so the machine-to-machine spread is part of the world-to-world spread the
+  interval is made of, and the record's worlds come from more than one machine;
 - any other build (a real model, or the organism without a current record): this build's
   seeds, or with one seed a paired bootstrap over the test sentences for translation values;
   RP has no item-level interval here, so RP values with one seed are *inconclusive*, and an
@@ -168,15 +171,32 @@ def machine_margins(profile: str) -> dict[str, float]:
     return {k: max(b[k] for b in builds) - min(b[k] for b in builds) for k in keys}
 
 
+def machine_vs_world_spread(profile: str, record: Mapping[str, Any]) -> list[dict[str, Any]] | None:
+    """Per graded value: world 0's spread between builds on other kernels (``machine_margins``)
+    beside the spread (max - min) and standard deviation of the record's worlds; ``None``
+    without a machines record."""
+    margins = machine_margins(profile)
+    if not margins:
+        return None
+    means = [world_mean(w) for w in record["worlds"]]
+    rows = []
+    for key, machine in margins.items():
+        values = [m[key] for m in means if key in m]
+        if len(values) >= 2:
+            rows.append({"value": key, "world 0 between machines": machine,
+                         "between worlds (max - min)": max(values) - min(values),
+                         "between worlds (sd)": verdicts.mean_sd(values)[1]})
+    return rows
+
+
 # --- intervals ----------------------------------------------------------------------------
 
-def organism_intervals(record: Mapping[str, Any], margins: Mapping[str, float]) -> dict[str, verdicts.Interval]:
-    """Every value over the record's runs (worlds x seeds): a t-interval widened by ``margins``."""
-    runs = [run_values(r) for w in record["worlds"] for r in world_runs(w)]
-    shares = [s for w in record["worlds"] for s in fig4_runs(w)]
-    intervals = t_intervals(runs + shares, f"runs ({len(record['worlds'])} worlds × their seeds)")
-    return {key: verdicts.widen(interval, margins[key], "the machine-to-machine spread of world 0")
-            if key in margins else interval for key, interval in intervals.items()}
+def organism_intervals(record: Mapping[str, Any]) -> dict[str, verdicts.Interval]:
+    """Every value over the record's world builds: a t-interval over the worlds' seed means."""
+    worlds = record["worlds"]
+    machines_used = len({w.get("built", {}).get("cpu", "the record's first machine") for w in worlds})
+    unit = f"worlds (built on {machines_used} machine{'s' * (machines_used > 1)}; each the mean of its seeds)"
+    return t_intervals([world_mean(w) for w in worlds], unit)
 
 
 def fig4_runs(world: Mapping[str, Any]) -> list[dict[str, float]]:
@@ -233,7 +253,7 @@ def bootstrap_translation(backbone: Mapping[str, Any], by_method: Mapping[str, S
 # --- rows ---------------------------------------------------------------------------------
 
 def row(claim: Claim, paper_said: str, interval: verdicts.Interval | None, why_not: str = "",
-        margin: float = 0.0, point: float | None = None) -> dict[str, Any]:
+        point: float | None = None) -> dict[str, Any]:
     """One table row: the claim graded by ``verdicts.grade`` on ``interval``. Without one, a
     measured ``point`` is shown and the row is *inconclusive* (``why_not`` says why there is no
     interval); with neither it is *not run*."""
@@ -254,9 +274,8 @@ def row(claim: Claim, paper_said: str, interval: verdicts.Interval | None, why_n
     out.update({"ours: mean [95 % interval]": shown(f(interval.mean), f"[{f(interval.lo)}, {f(interval.hi)}]", claim.unit),
                 "verdict": verdict, "interval": interval.method})
     if verdict == verdicts.INCONCLUSIVE:
-        n = verdicts.n_to_decide(interval, claim.limit, margin)
-        out["n to decide"] = (f"≈ {n}" if n else "no n: the machine spread alone reaches the threshold "
-                              "(runs on more machines, or the same kernels on every CPU, would)")
+        n = verdicts.n_to_decide(interval, claim.limit)
+        out["n to decide"] = f"≈ {n} {interval.unit}" if n else "none: the mean is on the threshold"
     return out
 
 
@@ -270,18 +289,16 @@ def method_rows(cfg: Config) -> list[dict[str, Any]]:
     """Tables 1-3 and fig. 1: every ``METHOD_CLAIMS`` row, graded on the calibration record where
     one is current (the organism), else on this build (``build_evidence``)."""
     record = calibration.current_record(cfg)
-    margins = machine_margins(cfg.profile) if record is not None else {}
-    intervals, why, points = evidence(cfg, record, margins)
-    return [row(c, paper_text(c), intervals.get(c.key), why.get(c.key, why["*"]), margins.get(c.key, 0.0),
-                points.get(c.key)) for c in METHOD_CLAIMS]
+    intervals, why, points = evidence(cfg, record)
+    return [row(c, paper_text(c), intervals.get(c.key), why.get(c.key, why["*"]), points.get(c.key))
+            for c in METHOD_CLAIMS]
 
 
-def evidence(cfg: Config, record: Mapping[str, Any] | None, margins: Mapping[str, float]
-             ) -> tuple[dict[str, verdicts.Interval], dict[str, str], dict[str, float]]:
+def evidence(cfg: Config, record: Mapping[str, Any] | None) -> tuple[dict[str, verdicts.Interval], dict[str, str], dict[str, float]]:
     """``(intervals by value, why a value has none, point values without an interval)`` for the
     method claims."""
     if record is not None:
-        return organism_intervals(record, margins), {"*": "undefined on the record's runs"}, {}
+        return organism_intervals(record), {"*": "undefined on the record's runs"}, {}
     backbone, by_method = load_method_results(cfg)
     if backbone is None or not by_method:
         return {}, {"*": "not run (chapters 05-06)"}, {}
@@ -313,7 +330,7 @@ def gradient_rows(cfg: Config) -> list[dict[str, Any]]:
         intervals: dict[str, verdicts.Interval] = {}
         points: dict[str, float] = {}
         if record is not None and not where:
-            intervals = organism_intervals(record, machine_margins(cfg.profile))
+            intervals = organism_intervals(record)
         elif results:
             check = gradients.acceptance(results, **where)
             per_seed = [{f"fig4_{m}_{label}": v for m, vs in check["shares"].items() for v in [vs[i]] if v is not None}

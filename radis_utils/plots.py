@@ -266,3 +266,48 @@ def tradeoff(points: dict[str, Sequence[tuple[float, float]]], title: str = "",
     ax.legend(frameon=False, fontsize=8, loc="lower left")
     fig.tight_layout()
     return fig
+
+
+# --- the README's figure --------------------------------------------------------------------
+
+#: Where the README's figure lives: made from the committed calibration record by one command
+#: (``python -m radis_utils.plots``), never by a chapter, so building the book leaves it alone.
+README_FIGURE = "book/img/figure1_ci.png"
+
+
+def record_tradeoff(record: dict[str, Any]) -> Any:
+    """Figure 1 over a calibration record's worlds: one pair per world (its seed mean of chrF and
+    RP), so the bars span the worlds; the backbone keeps RP 100 by definition."""
+    points: dict[str, list[tuple[float, float]]] = {"backbone": []}
+    for world in record["worlds"]:
+        points["backbone"].append((world["backbone"]["chrf"], 100.0))
+        for method, runs in world["methods"].items():
+            rps = [r["rp"] for r in runs]
+            rp = None if None in rps else sum(rps) / len(rps)
+            points.setdefault(method, []).append((sum(r["chrf"] for r in runs) / len(runs), rp))
+    return tradeoff(points, title=f"The organism ({record['profile']}): {len(record['worlds'])} worlds, "
+                                  "mean and range over worlds")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m radis_utils.plots``: the README's figure from ``calibration/ci.json``."""
+    import argparse
+
+    from .calibration import read_record
+    from .config import resolve_path
+
+    ap = argparse.ArgumentParser(description=main.__doc__)
+    ap.add_argument("--out", default=README_FIGURE)
+    args = ap.parse_args(argv)
+    record = read_record("ci")
+    if record is None:
+        ap.error("no calibration/ci.json: run python -m radis_utils.calibration first")
+    out = resolve_path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    record_tradeoff(record).savefig(out, metadata={"Software": None})  # no version stamp: same record, same file
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -12,8 +12,8 @@ interval:
 
 Intervals: ``t_interval`` (Student's t over independent runs), ``binomial_interval``
 (Clopper-Pearson, for a share of items), ``paired_bootstrap`` (percentile interval of a
-statistic over test items resampled together for every model). ``widen`` adds a margin on both
-sides, e.g. the organism's measured machine-to-machine spread (``radis_utils.machines``).
+statistic over test items resampled together for every model). On the organism the units are
+world builds (``radis_utils.claims``), on a real model training seeds or test items.
 """
 
 from __future__ import annotations
@@ -37,13 +37,14 @@ _OPS: dict[str, Callable[[float, float], bool]] = {
 
 @dataclass(frozen=True)
 class Interval:
-    """A mean with its ``LEVEL`` interval, over ``n`` units measured by ``method``."""
+    """A mean with its ``LEVEL`` interval, over ``n`` units (``unit``) measured by ``method``."""
 
     mean: float
     lo: float
     hi: float
     n: int
     method: str
+    unit: str = "units"
 
     def text(self, digits: int = 3) -> str:
         """``"0.881 [0.85, 0.91]"`` (rounded to ``digits`` significant figures)."""
@@ -89,7 +90,7 @@ def t_interval(values: Sequence[float], level: float = LEVEL, unit: str = "runs"
         raise ValueError(f"t_interval: {n} value(s); an interval needs at least 2 {unit}")
     mean, sd = mean_sd(values)
     half = t_quantile(level, n) * sd / math.sqrt(n)
-    return Interval(mean, mean - half, mean + half, n, f"{level:.0%} t-interval over {n} {unit}")
+    return Interval(mean, mean - half, mean + half, n, f"{level:.0%} t-interval over {n} {unit}", unit.split(" (")[0])
 
 
 def binomial_interval(successes: int, n: int, level: float = LEVEL) -> Interval:
@@ -99,7 +100,7 @@ def binomial_interval(successes: int, n: int, level: float = LEVEL) -> Interval:
     if n < 1:
         raise ValueError("binomial_interval: no items")
     ci = stats.binomtest(successes, n).proportion_ci(confidence_level=level, method="exact")
-    return Interval(successes / n, ci.low, ci.high, n, f"{level:.0%} Clopper-Pearson interval over {n} items")
+    return Interval(successes / n, ci.low, ci.high, n, f"{level:.0%} Clopper-Pearson interval over {n} items", "items")
 
 
 def paired_bootstrap(strata: Sequence[int], statistic: Callable[[Sequence[Sequence[int]]], Mapping[str, float]],
@@ -128,24 +129,15 @@ def paired_bootstrap(strata: Sequence[int], statistic: Callable[[Sequence[Sequen
         lo = values[int((1 - level) / 2 * (len(values) - 1))]
         hi = values[int((1 + level) / 2 * (len(values) - 1))]
         out[key] = Interval(full[key], lo, hi, n, f"{level:.0%} paired bootstrap over {n} {unit} "
-                                                  f"({resamples} resamples)")
+                                                  f"({resamples} resamples)", unit)
     return out
 
 
-def widen(interval: Interval, margin: float, why: str) -> Interval:
-    """``interval`` with ``margin`` added on both sides (and ``why`` in its method)."""
-    if margin <= 0:
-        return interval
-    return replace(interval, lo=interval.lo - margin, hi=interval.hi + margin,
-                   method=f"{interval.method}, widened by ±{margin:.3g} ({why})")
-
-
-def n_to_decide(interval: Interval, limit: float, fixed: float = 0.0) -> int | None:
-    """Roughly how many units would make the interval clear ``limit`` if the spread per unit stayed
-    as it is (the half-width less ``fixed``, a margin that does not shrink, goes as 1/sqrt(n));
-    ``None`` when no n would (the mean on the limit, or ``fixed`` alone reaching it)."""
-    gap = abs(interval.mean - limit) - fixed
-    half = (interval.hi - interval.lo) / 2 - fixed
+def n_to_decide(interval: Interval, limit: float) -> int | None:
+    """Roughly how many units would make the interval clear ``limit`` if the mean and the spread
+    per unit stayed as they are (the half-width goes as 1/sqrt(n)); ``None`` with the mean on it."""
+    gap = abs(interval.mean - limit)
+    half = (interval.hi - interval.lo) / 2
     if gap <= 0:
         return None
     return max(interval.n + 1, math.ceil(interval.n * (half / gap) ** 2 - 1e-9))

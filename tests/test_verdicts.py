@@ -62,11 +62,7 @@ def test_paired_bootstrap_resamples_the_same_items_for_every_model():
     assert verdicts.paired_bootstrap([4], stat) == {}  # too few items to resample: no interval
 
 
-def test_widen_and_what_n_would_decide():
-    iv = Interval(0.5, 0.4, 0.6, 6, "t")
-    wide = verdicts.widen(iv, 0.05, "machines")
-    assert (wide.lo, wide.hi) == pytest.approx((0.35, 0.65)) and "machines" in wide.method
-    assert verdicts.widen(iv, 0.0, "x") is iv
+def test_what_n_would_decide():
     assert verdicts.n_to_decide(Interval(0.5, 0.3, 0.7, 4, "t"), 0.6) == 16  # half 0.2 / gap 0.1 -> 4x4
-    assert verdicts.n_to_decide(Interval(0.5, 0.3, 0.7, 4, "t"), 0.6, fixed=0.15) is None  # the margin alone
+    assert verdicts.n_to_decide(Interval(0.5, 0.45, 0.55, 4, "t"), 0.6) == 5  # already clear: at least one more
     assert verdicts.n_to_decide(Interval(0.6, 0.5, 0.7, 4, "t"), 0.6) is None
