@@ -1,4 +1,4 @@
-"""Calibration in the open (issue 15): what was tuned on the organism, and the checks over worlds.
+"""Calibration in the open: what was tuned on the organism, and the checks over worlds.
 
 Every setting of the ``ci`` recipe that was chosen by looking at results is listed in ``TUNED``
 with what it was tuned against; chapter 00 prints the list with the values now in effect.
@@ -46,16 +46,16 @@ class Tuned:
 #: (training seeds 0 and 1). Everything else is the paper's value or a size choice.
 TUNED: tuple[Tuned, ...] = (
     Tuned("train.learning_rate", "1e-4",
-          "raised 3e-3 -> 4e-3 with world 7 until issue 6's four checks held (vanilla RP <= 60, RaDis RP >= 85, "
-          "RaDis gain >= 0.8 x vanilla, Seq-KD gain <= 0.5 x RaDis); not re-tuned for issue 15's thresholds"),
+          "raised 3e-3 -> 4e-3 with world 7 until the project's first four checks held (vanilla RP <= 60, RaDis RP >= 85, "
+          "RaDis gain >= 0.8 x vanilla, Seq-KD gain <= 0.5 x RaDis); not re-tuned for today's thresholds (chapter 00)"),
     Tuned("train.epochs", "3", "set with world 6 so that stage 2 moves the organism within CPU minutes (chapter 05)"),
     Tuned("train.effective_batch", "128", "set with world 6, with the epochs (64: 32 steps per epoch on 2,000 pairs)"),
     Tuned("train.lora_dropout", "0.05", "0 with world 6: the few steps of the organism's stage 2"),
     Tuned("organism world (WORLD_VERSION)", "-",
           "world 7's consistent false friends were designed so that vanilla fine-tuning forgets as the paper's "
-          "does (issue 6's checks); world 8 made the scored items disjoint from stage 2 and the test set harder "
-          "(issue 15: vanilla chrF <= 95), not tuned against the method checks; world 9 adds SDFT's request to "
-          "base training (issue 15.3: the 'guided' task, 10 % of dialogues). In its first version every reference "
+          "does (those first checks); world 8 made the scored items disjoint from stage 2 and the test set harder "
+          "(today's threshold vanilla chrF <= 95), not tuned against the method checks; world 9 adds SDFT's request "
+          "to base training (the 'guided' task, 10 % of dialogues). In its first version every reference "
           "agreed with the model's own words, and world 0's SDFT rewrites kept y's translation in 181 of 2,000 (the "
           "model's own in 1,375); so half of its translation references now disagree with the model's words (a "
           "word or two, drawn by frequency rank, never the right one) and the reply follows them (GUIDED_CONFLICT "
@@ -63,7 +63,7 @@ TUNED: tuple[Tuned, ...] = (
           "drawn by rank to see whether rare words' extra exposure raised vanilla chrF, and it did not (world 0, "
           "seed 0: 97.65 uniform, 97.0 by rank, 92.6 without the guided task). The test set was not re-tuned"),
     Tuned("gradients.PRIMARY", "fig. 4: fully trained adapters, Adam-preconditioned (LESS) features",
-          "mid-training and LESS set by issue 15 before the measurement; every other point and preconditioner "
+          "mid-training and LESS fixed before the measurement; every other point and preconditioner "
           "is reported beside it (chapter 08)"),
 )
 
@@ -118,7 +118,7 @@ def run_world(cfg: Config) -> dict[str, Any]:
 
 
 def world_summary(cfg: Config) -> dict[str, Any]:
-    """One world's numbers from its results files: per method and seed chrF and RP, issue 15's
+    """One world's numbers from its results files: per method and seed chrF and RP, the pre-registered
     ``evaluate.ACCEPTANCE`` values on the seed mean, and fig. 4's check (``gradients.acceptance``)."""
     backbone, by_method = load_method_results(cfg)
     if backbone is None or not by_method:
@@ -166,7 +166,7 @@ def aggregate(worlds: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
 
 
 def checks(aggregated: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Issue 15's thresholds (``evaluate.ACCEPTANCE`` and fig. 4's ``gradients.THRESHOLD``) on the
+    """The pre-registered thresholds (``evaluate.ACCEPTANCE`` and fig. 4's ``gradients.THRESHOLD``) on the
     mean over worlds, with the spread; a check whose value no world has is left out."""
     rules = {**evaluate.ACCEPTANCE,
              **{name: (f"fig4_{m}_share", ">=", gradients.THRESHOLD) for m, name in gradients.CHECKS.items()}}

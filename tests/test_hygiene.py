@@ -77,3 +77,13 @@ def test_figures_and_tables_are_numbered_by_their_chapter(path):
     text = "\n".join(c.source for c in nbformat.read(path, as_version=4).cells)
     labels = re.findall(r"\b(?:[Ff]igure|[Tt]able) (\d+)\.\d+\b", text)
     assert all(int(n) == int(path.name[:2]) for n in labels), sorted(set(labels))
+
+
+def test_no_page_or_package_string_names_the_projects_issues(root):
+    """A reader has no issue tracker: say what a threshold is and where it came from instead."""
+    import re
+
+    pattern = re.compile(r"\bissues? ?[0-9]+|\bthe issue\b", re.IGNORECASE)
+    files = sorted((root / "notebooks").glob("*.ipynb")) + sorted((root / "radis_utils").rglob("*.py"))
+    found = [f"{p.relative_to(root)}: {m.group(0)}" for p in files for m in pattern.finditer(p.read_text(encoding="utf-8"))]
+    assert found == []

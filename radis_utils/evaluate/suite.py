@@ -316,7 +316,7 @@ def headline(result: Mapping[str, Any], metric: str = "chrf") -> float:
     return round(sum(rows) / len(rows), 2)
 
 
-#: Issue 15's scientific acceptance for the organism (ci), on the mean over seeds:
+#: The organism's pre-registered acceptance (ci), on the mean over seeds:
 #: ``name: (value, operator, limit)``. "gain" is a method's chrF gain over the backbone.
 ACCEPTANCE: dict[str, tuple[str, str, float]] = {
     "vanilla RP ≤ 40": ("vanilla_rp", "<=", 40.0),

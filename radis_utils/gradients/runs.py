@@ -25,7 +25,7 @@ POINTS = ("backbone", "mid", "end")
 #: (LESS's Adam features, every validation pair kept, a cosine per example averaged), at mid-training.
 PRIMARY = {"point": "mid", "preconditioner": "less", "subset": "keep_identical", "statistic": "mean",
            "granularity": "module"}
-THRESHOLD = 0.7  # issue 15: RaDis > 0 in ≥ 70 % of units, Seq-KD < 0 in ≥ 70 %, at mid-training
+THRESHOLD = 0.7  # pre-registered: RaDis > 0 in ≥ 70 % of units, Seq-KD < 0 in ≥ 70 %, at mid-training
 #: The two checks' names (chapter 09's threshold column, the calibration record's checks).
 CHECKS = {"radis": f"fig. 4: RaDis > 0 in ≥ {THRESHOLD:.0%} of units", "seqkd": f"fig. 4: Seq-KD < 0 in ≥ {THRESHOLD:.0%} of units"}
 
@@ -176,7 +176,7 @@ def _measurement(where: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def acceptance(results: Sequence[Mapping[str, Any]], **where: Any) -> dict[str, Any]:
-    """Issue 15's fig. 4 check on ``results`` (one per seed): the share of units where RaDis's cosine is
+    """The pre-registered fig. 4 check on ``results`` (one per seed): the share of units where RaDis's cosine is
     positive and Seq-KD's negative, per seed and on average, against ``THRESHOLD`` (``where``: another
     measurement than ``PRIMARY``). ``passed`` is ``None`` when a seed lacks either method."""
     shares: dict[str, list[float | None]] = {"radis": [], "seqkd": []}
