@@ -53,28 +53,42 @@ def chapters(notebook_dir: Path, only: list[str] | None = None) -> list[Path]:
 
 #: How the chapter kernel talks to papermill. Over TCP (Jupyter's default) ipykernel warns
 #: "Kernel is running over TCP without encryption" once per chapter; a local run needs no
-#: network port, so POSIX systems use IPC (Unix sockets), which carries no such warning.
+#: network port, so POSIX systems use IPC (Unix sockets), which carries no such warning. Each
+#: chapter's sockets live in a private temporary folder (``kernel_config``), not in the working
+#: folder, where two runs at once would pick the same names and read each other's messages.
 KERNEL_TRANSPORT = "ipc" if os.name == "posix" else "tcp"
 
 
+def kernel_config(socket_dir: str) -> Any:
+    """papermill's kernel settings: the transport, and for IPC a socket path inside ``socket_dir``."""
+    from traitlets.config import Config as TraitletsConfig
+
+    manager: dict[str, str] = {"transport": KERNEL_TRANSPORT}
+    if KERNEL_TRANSPORT == "ipc":
+        manager["ip"] = os.path.join(socket_dir, "kernel")
+    return TraitletsConfig({"KernelManager": manager})
+
+
 def execute_chapter(notebook: Path, out_dir: Path, profile: str, cwd: Path,
-                    heartbeat_s: float = 30.0) -> ChapterRun:
+                    heartbeat_s: float = 30.0, cell_timeout_s: float | None = None) -> ChapterRun:
     """Run one chapter with ``PROFILE=profile``; the executed copy lands in ``out_dir``.
 
-    Every ``heartbeat_s`` seconds (0: never) a line says how long it has run, and which cell."""
+    Every ``heartbeat_s`` seconds (0: never) a line says how long it has run, and which cell;
+    a cell that runs over ``cell_timeout_s`` (None: no limit) stops the chapter."""
+    import tempfile
+
     import papermill as pm
-    from traitlets.config import Config as TraitletsConfig
 
     out_dir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     beat = Heartbeat(notebook.stem, code_cells(notebook) + 1, heartbeat_s)  # + papermill's parameters
     try:
-        with kernel_environment(), beat:
+        with kernel_environment(), beat, tempfile.TemporaryDirectory(prefix="radis-kernel-") as sockets:
             pm.execute_notebook(
                 str(notebook), str(out_dir / notebook.name), parameters={"PROFILE": profile},
                 cwd=str(cwd), progress_bar=False, log_output=False, kernel_name="python3",
-                on_cell_start=beat.cell_started,
-                config=TraitletsConfig({"KernelManager": {"transport": KERNEL_TRANSPORT}}),
+                on_cell_start=beat.cell_started, execution_timeout=cell_timeout_s,
+                config=kernel_config(sockets),
             )
     except Exception as err:  # papermill raises PapermillExecutionError with the cell's traceback
         return ChapterRun(notebook.name, False, time.perf_counter() - start, _short(err))

@@ -122,6 +122,25 @@ def test_a_long_chapter_shows_a_progress_line_and_the_kernel_warns_nothing(tmp_p
     assert "without encryption" not in out + err
 
 
+def _run_one(args: tuple[str, str]) -> tuple[bool, str]:
+    notebook, out = args
+    run = runbook.execute_chapter(Path(notebook), Path(out), "ci", cwd=Path(notebook).parent, heartbeat_s=0)
+    return run.ok, run.error
+
+
+def test_two_runs_at_once_in_one_folder_keep_their_kernels_apart(tmp_path):
+    """IPC sockets live in a private folder each: none is left in the working folder, and two
+    chapters started at once there each read their own kernel's messages."""
+    import multiprocessing
+
+    write_chapter(tmp_path / "00_a.ipynb", "import glob, time\ntime.sleep(2)\n"
+                  "assert not glob.glob('kernel-ipc*'), 'sockets in the working folder'")
+    with multiprocessing.get_context("spawn").Pool(2) as pool:
+        results = pool.map(_run_one, [(str(tmp_path / "00_a.ipynb"), str(tmp_path / f"out{i}")) for i in (1, 2)])
+    assert all(ok for ok, _ in results), results
+    assert not list(tmp_path.glob("kernel-ipc*"))
+
+
 def test_durations_read_in_minutes_and_seconds():
     assert runbook.duration(42.4) == "42 s"
     assert runbook.duration(150) == "2 min 30 s"
