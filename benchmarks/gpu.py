@@ -3,6 +3,7 @@
     python -m benchmarks.gpu                                   # one GPU: records in benchmarks/records/
     python -m benchmarks.gpu --only lora-mistral_7b_v02,batching
     python -m benchmarks.gpu --dry-run --records-dir /tmp/gpu  # CPU, tiny shapes, the same code path
+    python -m benchmarks.gpu --smoke                           # first: every chapter on the GPU (benchmarks.gpu_smoke)
 
 Rows, in this order (``ROWS``); each checks what it needs first and is skipped with one line
 when that is missing (no CUDA, no bitsandbytes, no vLLM, no flash-attn, no ``smol`` profile):
@@ -303,6 +304,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                         help="each row in its own process (default: yes, except with --dry-run)")
     parser.add_argument("--budget-s", type=float, default=None, help=f"default {BUDGET_S:.0f} s")
     parser.add_argument("--alma-dir", default=None, help="ALMA's data for the smol row (default: the profile's)")
+    parser.add_argument("--smoke", action="store_true",
+                        help="every chapter at the tiny GPU profiles, checked to have run on the GPU "
+                             "(≤ 5 min; benchmarks.gpu_smoke); with --dry-run on the CPU")
     parser.add_argument("--row", default=None, help=argparse.SUPPRESS)  # a child process runs one row
     parser.add_argument("--workdir", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--status-file", default=None, help=argparse.SUPPRESS)
@@ -325,6 +329,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     # no progress bars in the log; nothing is downloadable on the GPU machine: fail at once, not on a timeout
     quiet_offline = {QUIET_ENV: "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     with kernel_environment(quiet_offline):  # the rows' processes inherit it; restored afterwards
+        if args.smoke:
+            from benchmarks import gpu_smoke
+
+            budget = args.budget_s or (gpu_smoke.DRY_BUDGET_S if args.dry_run else gpu_smoke.BUDGET_S)
+            return gpu_smoke.run_smoke(args.dry_run, records_dir, command_line("benchmarks.gpu", argv), budget)
         return _run(args, plan, only, records_dir, argv)
 
 
@@ -354,4 +363,4 @@ def _run(args: argparse.Namespace, plan: Plan, only: list[str] | None, records_d
 if __name__ == "__main__":  # run the importable module's main, so its classes are the ones the rows use
     from benchmarks.gpu import main as _main
 
-    _main()
+    sys.exit(0 if _main().get("ok", True) else 1)  # a failed smoke fails the command

@@ -182,8 +182,10 @@ def commands(records: Sequence[dict[str, Any]]) -> dict[str, list[str]]:
     gpu_rows = {gpu_row_of(r) for r in gpu_records(records)}
     from benchmarks.gpu import GPU_PLAN, rows
 
-    todo = [f"{GPU_COMMAND}  # every GPU row at once, ≤ 8 min on one H100/H200"
-            ] if set(rows(GPU_PLAN)) - gpu_rows else []
+    smoked = any(r["benchmark"] == "gpu_smoke" and r.get("ok") and not r["settings"].get("dry_run") for r in records)
+    todo = [] if smoked else [f"{GPU_COMMAND} --smoke  # every chapter at a100-tiny and qlora-tiny on the GPU, ≤ 5 min"]
+    todo += [f"{GPU_COMMAND}  # every GPU row at once, ≤ 8 min on one H100/H200"
+             ] if set(rows(GPU_PLAN)) - gpu_rows else []
     todo += [f"python -m benchmarks.lora_step {a}" for name, a in PAPER_SCALE_STEPS if name not in measured]
     if "generation-mistral_7b_v02" not in measured:
         todo.append(f"python -m benchmarks.generation {PAPER_SCALE_GENERATION}")

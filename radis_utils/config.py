@@ -260,9 +260,29 @@ def read_profiles(path: Path | str = PROFILES_FILE) -> dict[str, dict[str, Any]]
     return data
 
 
-def profile_names(path: Path | str = PROFILES_FILE) -> list[str]:
-    """Names of the profiles defined in ``path``."""
-    return list(read_profiles(path))
+def profile_names(path: Path | str = PROFILES_FILE, derived: bool = True) -> list[str]:
+    """Names of the profiles defined in ``path``; ``derived=False`` leaves out those that extend another."""
+    return [n for n, p in read_profiles(path).items() if derived or EXTENDS not in p]
+
+
+#: A profile may name another that it ``extends``: its sections are laid over that one's, key by key.
+EXTENDS = "extends"
+
+
+def _resolved(profiles: Mapping[str, Any], name: str, where: str, seen: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Profile ``name``'s settings with those of the profile it extends underneath."""
+    raw = json.loads(json.dumps(profiles[name]))  # deep copy
+    base = raw.pop(EXTENDS, None)
+    if base is None:
+        return raw
+    if base not in profiles or base in (*seen, name):
+        why = "no such profile" if base not in profiles else "a cycle"
+        raise ConfigError(f"{where}:{name}: extends {base!r}, {why}; valid profiles: {', '.join(profiles)}")
+    merged = _resolved(profiles, str(base), where, (*seen, name))
+    for key, value in raw.items():
+        both = isinstance(value, dict) and isinstance(merged.get(key), dict)
+        merged[key] = {**merged[key], **value} if both else value
+    return merged
 
 
 def load_profile(name: str, profiles_file: Path | str = PROFILES_FILE, **overrides: Any) -> Config:
@@ -276,7 +296,7 @@ def load_profile(name: str, profiles_file: Path | str = PROFILES_FILE, **overrid
         raise ConfigError(
             f"unknown profile {name!r} in {profiles_file}; valid profiles: {', '.join(profiles)}"
         )
-    raw = json.loads(json.dumps(profiles[name]))  # deep copy
+    raw = _resolved(profiles, name, str(profiles_file))
     for key, value in overrides.items():
         section, _, sub = key.partition("__")
         if sub:

@@ -1,4 +1,5 @@
-"""Loading backbones: a hub id, a local path, a GGUF file (``gguf:...``), or the model organism.
+"""Loading backbones: a hub id, a local path, a GGUF file (``gguf:...``), a random-weight
+architecture (``random:...``), or the model organism.
 
 Every profile goes through the same ``from_pretrained`` calls; the organism is only a local
 directory that ``radis_utils.organism`` builds (and caches) first, and a GGUF file one that
@@ -16,6 +17,7 @@ from typing import Any
 from .config import ENGINE_MEMORY, Config, project_root, resolve_path
 from .gguf_backbone import is_gguf, resolve_gguf
 from .prompts import chat_template_of
+from .random_backbone import arch_file, folder_for, is_random, resolve_random
 from .runtime import device, device_name, versions
 
 ORGANISM = "organism"
@@ -35,6 +37,8 @@ def resolve_backbone(cfg: Config) -> str:
         return str(build_organism(organism_config(cfg), organism_cache(cfg)))
     if is_gguf(name):
         return str(resolve_gguf(name, resolve_path(cfg.runtime.runs_dir)))
+    if is_random(name):
+        return str(resolve_random(name, resolve_path(cfg.runtime.runs_dir)))
     path = Path(name).expanduser()
     if not path.is_absolute() and not path.exists():
         path = project_root() / path
@@ -70,6 +74,8 @@ def config_hash(cfg: Config) -> str:
         from .organism import organism_config
 
         data["organism_hash"] = organism_config(cfg).config_hash()
+    if is_random(cfg.model.backbone):  # the architecture file's content, not only its name
+        data["random_backbone"] = folder_for(arch_file(cfg.model.backbone), Path("runs")).name
     blob = json.dumps(data, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:12]
 

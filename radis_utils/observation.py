@@ -16,6 +16,7 @@ from typing import Any, Callable, Sequence
 
 from .records import read_json, write_json
 from .replies import split_reply
+from .runtime import model_device
 
 #: Keyword heuristic for real backbones: category -> regular expression (case-insensitive).
 HEURISTIC_PATTERNS: dict[str, str] = {
@@ -79,11 +80,13 @@ def observe(cfg: Any, model: Any, tokenizer: Any, requests: Sequence[dict[str, A
     replies = generate(model, tokenizer, prompts, max_new_tokens=cfg.eval.max_new_tokens,
                        batch_size=cfg.eval.batch_size)
     classify = classifier_for(cfg.data.source)
+    ran_on = model_device(model) if hasattr(model, "parameters") else "-"
     records = []
     for request, reply in zip(requests, replies):
         translation, rationale = split_reply(reply, cfg.eval.extraction)
         records.append({**request, "reply": reply, "translation": translation,
-                        "rationale": rationale, "categories": classify(rationale) if rationale else []})
+                        "rationale": rationale, "categories": classify(rationale) if rationale else [],
+                        "device": ran_on})
     return records
 
 
@@ -99,6 +102,7 @@ def write_results(cfg: Any, records: Sequence[dict[str, Any]]) -> None:
 
     write_json(results_path(cfg), {
         "profile": cfg.profile, "config_hash": config_hash(cfg), "backbone": cfg.model.backbone,
+        "device": records[0].get("device", "-") if records else "-",
         "replies": [{"direction": r["direction"], "rationale": bool(r["rationale"]), "categories": r["categories"]}
                     for r in records]})
 

@@ -38,6 +38,8 @@ FIELDS: dict[str, type] = {
     "id": str, "direction": str, "instruction": str, "source": str, "reference": str,
     "target_kind": str, "text": str, "model": str, "decoding": dict, "created": str, "flags": list,
 }
+#: Fields a record may lack (files written before them): checked when present.
+OPTIONAL_FIELDS: dict[str, type] = {"device": str}  # where the engine ran: "cuda:0 (...)", "cpu (...)"
 
 
 #: What a record answers: its ``key`` is the hash of these fields.
@@ -60,6 +62,9 @@ def check_record(record: Any, where: str) -> dict[str, Any]:
         if name not in record:
             raise RecordError(f"{where}: field '{name}' is missing")
         if not isinstance(record[name], kind):
+            raise RecordError(f"{where}: field '{name}' must be {kind.__name__}, got {record[name]!r:.60}")
+    for name, kind in OPTIONAL_FIELDS.items():
+        if name in record and not isinstance(record[name], kind):
             raise RecordError(f"{where}: field '{name}' must be {kind.__name__}, got {record[name]!r:.60}")
     if record["target_kind"] not in KINDS:
         raise RecordError(f"{where}: field 'target_kind' is {record['target_kind']!r}; "

@@ -219,6 +219,7 @@ def _synthesize_locked(valid: list[tuple[Any, str]], invalid: list[dict[str, str
         if len(outs) != len(chunk):
             raise RuntimeError(f"engine {engine.name!r} returned {len(outs)} outputs for {len(chunk)} prompts")
         created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        ran_on = getattr(engine, "device", "-")
         batch = []
         for (ex, _), out in zip(chunk, outs):
             if ex.id in done:
@@ -227,7 +228,7 @@ def _synthesize_locked(valid: list[tuple[Any, str]], invalid: list[dict[str, str
             record = {"id": ex.id, "direction": ex.direction, "instruction": ex.instruction,
                       "source": ex.source, "reference": ex.reference, "target_kind": kind,
                       "text": text, "model": model_name, "decoding": decoding_dict,
-                      "created": created, "flags": flags}
+                      "created": created, "flags": flags, "device": ran_on}
             batch.append({**record, "key": rec.content_key(record)})
             new_tokens += out.new_tokens
         rec.append_records(out_path, batch)

@@ -23,7 +23,7 @@ LAYERS: dict[int, tuple[str, ...]] = {
     1: ("prompts", "replies"),
     2: ("engines",),
     3: ("organism",),
-    4: ("models", "gguf_backbone", "data", "benchmark_files"),
+    4: ("models", "gguf_backbone", "random_backbone", "data", "benchmark_files"),
     5: ("synthesis",),
     6: ("losses", "checkpoints", "trainer", "train", "memory"),
     7: ("evaluate",),

@@ -420,3 +420,63 @@ def test_the_smol_row_skips_when_its_gguf_package_is_missing(tmp_path, monkeypat
         "model__backbone": "gguf:no_such_wheel_pkg/model.gguf"})
     with pytest.raises(gpu.Skip, match="no_such_wheel_pkg"):  # run_row reports a Skip as "skipped"
         gpu_rows.pipeline(plan, ctx)
+
+
+# --- the GPU smoke (python -m benchmarks.gpu --smoke): every chapter at the tiny GPU profiles --------
+
+@pytest.fixture(scope="module")
+def smoke_dry_run(tmp_path_factory):
+    """One dry run of the smoke: every chapter at a100-tiny on the CPU (qlora-tiny with bitsandbytes)."""
+    from benchmarks import gpu
+
+    before = {p.name: p.stat().st_mtime for p in common.RECORDS_DIR.glob("*.json")}
+    out = tmp_path_factory.mktemp("smoke")
+    record = gpu.main(["--smoke", "--dry-run", "--records-dir", str(out)])
+    assert {p.name: p.stat().st_mtime for p in common.RECORDS_DIR.glob("*.json")} == before
+    return record, out
+
+
+@pytest.mark.slow  # executes the eleven chapters (about two minutes)
+def test_smoke_dry_run_executes_every_chapter_at_a100_tiny_and_every_stage_says_cpu(smoke_dry_run, root):
+    from benchmarks.gpu_smoke import STAGES
+    from radis_utils.runbook import chapters
+
+    record, out = smoke_dry_run
+    figures = check_record(record, out, "gpu_smoke", "gpu")
+    assert record["command"].startswith("python -m benchmarks.gpu --smoke --dry-run")
+    runs = {r["profile"]: r for r in record["profiles"]}
+    a100 = runs["a100-tiny"]
+    assert [c["chapter"] for c in a100["chapters"]] == [nb.name for nb in chapters(root / "notebooks")]
+    assert all(c["ok"] for c in a100["chapters"]), [c for c in a100["chapters"] if not c["ok"]]
+    assert {c["stage"] for c in a100["checks"]} == set(STAGES)
+    assert all(c["ok"] and c["devices"] and all(d.startswith("cpu") for d in c["devices"]) for c in a100["checks"]), \
+        [c for c in a100["checks"] if not c["ok"]]
+    assert record["ok"] and figures["checks_failed"]["value"] == 0
+    if importlib.util.find_spec("bitsandbytes") is None:
+        assert runs["qlora-tiny"]["status"] == "skipped" and "bitsandbytes" in runs["qlora-tiny"]["line"]
+
+
+def test_smoke_checks_fail_on_the_wrong_device_a_missing_stage_or_no_memory(tmp_path):
+    from benchmarks.gpu_smoke import STAGES, stage_checks
+    from radis_utils.records import write_json
+
+    runs = tmp_path
+    write_json(runs / "results/observation.json", {"device": "cuda:0 (NVIDIA H100 80GB HBM3)"})
+    (runs / "synthesis/m").mkdir(parents=True)
+    from radis_utils import records as rec
+
+    line = {"id": "a", "direction": "de-en", "instruction": "x", "source": "x", "reference": "y",
+            "target_kind": "rationale", "text": "r", "model": "m", "created": "-", "flags": [],
+            "decoding": {"do_sample": False, "temperature": 1.0, "top_p": 1.0, "max_new_tokens": 4, "seed": 0,
+                         "engine": "hf"},
+            "device": "cpu (2 cores)"}
+    (runs / "synthesis/m/rationale.jsonl").write_text(json.dumps({**line, "key": rec.content_key(line)}) + "\n")
+    write_json(runs / "adapters/radis-seed0/summary.json", {"device": "cuda:0 (H100)", "peak_memory_gib": 0.0})
+    for name in ("backbone", "vanilla-seed0", "seqkd-seed0", "sdft-seed0", "radis-seed0"):
+        write_json(runs / f"results/{name}.json", {"device": "cuda:0 (H100)"})
+    checks = {c.stage: c for c in stage_checks(runs, "cuda")}
+    assert set(checks) == set(STAGES)
+    assert checks["02 observation"].ok and checks["06 evaluation"].ok
+    assert not checks["03 synthesis"].ok and "ran on cpu (2 cores), not cuda" in checks["03 synthesis"].why
+    assert not checks["05 training"].ok and "no memory was measured" in checks["05 training"].why
+    assert not checks["08 gradients"].ok and "no file matches" in checks["08 gradients"].why

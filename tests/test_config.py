@@ -10,7 +10,8 @@ from radis_utils.config import (
 
 
 def test_the_profiles_load():
-    assert profile_names() == ["ci", "smol", "qlora", "a100"]
+    assert profile_names() == ["ci", "smol", "qlora", "a100", "a100-tiny", "qlora-tiny"]
+    assert profile_names(derived=False) == ["ci", "smol", "qlora", "a100"]
     for name in profile_names():
         cfg = load_profile(name)
         assert cfg.profile == name
@@ -131,3 +132,52 @@ def test_paths_resolve_against_project_root(root, tmp_path, monkeypatch):
     assert project_root() == root  # chapters run from notebooks/ share runs/ with the book job
     assert load_profile("ci").runs_dir == root / "runs" / "ci"
     assert resolve_path(tmp_path) == tmp_path
+
+
+#: What a tiny GPU profile may change in the profile it extends: the backbone and the sizes; the
+#: engine (vLLM is a GPU-only extra) and the AdvBench judge (an 8B model) only for the test to stay offline.
+TINY_MAY_CHANGE = {
+    "description", "model.backbone", "data.max_train_pairs", "data.max_test_pairs", "synthesis.engine",
+    "synthesis.batch_size", "synthesis.max_new_tokens", "train.epochs", "train.effective_batch",
+    "train.per_device_batch", "train.max_length", "train.logging_steps", "train.short_run_steps", "train.seeds",
+    "eval.batch_size", "eval.max_new_tokens", "eval.benchmark_limit", "eval.guard_model",
+    "eval.general_max_new_tokens", "eval.observation_requests", "eval.gradient_items",
+}
+
+
+def flat(cfg) -> dict:
+    """``{"section.key": value}`` of every setting (the organism's mapping as one value)."""
+    out = {}
+    for name, section in cfg.to_dict().items():
+        if isinstance(section, dict) and name != "organism":
+            out.update({f"{name}.{k}": v for k, v in section.items()})
+        else:
+            out[name] = section
+    return out
+
+
+@pytest.mark.parametrize("tiny, full", [("a100-tiny", "a100"), ("qlora-tiny", "qlora")])
+def test_a_tiny_gpu_profile_keeps_every_code_path_setting_of_its_profile(tiny, full):
+    small, big = flat(load_profile(tiny)), flat(load_profile(full))
+    changed = {k for k in big if small.get(k) != big[k]} - {"profile"}
+    assert changed <= TINY_MAY_CHANGE, sorted(changed - TINY_MAY_CHANGE)
+    assert load_profile(tiny).model.backbone.startswith("random:benchmarks/archs/tiny")
+    assert small["train.gradient_checkpointing"] and small["train.precision"] == "bf16"
+    assert small["model.dtype"] == "bfloat16" and small["model.quantization"] == big["model.quantization"]
+    tiny_cfg = load_profile(tiny)
+    assert tiny_cfg.train.effective_batch > tiny_cfg.train.per_device_batch  # accumulation runs too
+
+
+def test_extends_lays_a_profile_over_another_section_by_section(tmp_path):
+    path = tmp_path / "profiles.yaml"
+    path.write_text("base:\n  description: b\n  train: {lora_r: 8, epochs: 2}\n"
+                    "child:\n  extends: base\n  train: {epochs: 1}\n"
+                    "loop:\n  extends: loop\n"
+                    "orphan:\n  extends: nowhere\n", encoding="utf-8")
+    child = load_profile("child", path)
+    assert (child.train.lora_r, child.train.epochs, child.description) == (8, 1, "b")
+    assert profile_names(path, derived=False) == ["base"]
+    with pytest.raises(ConfigError, match="extends 'loop', a cycle"):
+        load_profile("loop", path)
+    with pytest.raises(ConfigError, match="extends 'nowhere', no such profile"):
+        load_profile("orphan", path)

@@ -56,7 +56,7 @@ class Spy:
     """An engine wrapper that counts calls and can fail or stall after some chunks."""
 
     def __init__(self, engine, fail_after: int | None = None, stall_after: int | None = None):
-        self.engine, self.name, self.calls = engine, engine.name, 0
+        self.engine, self.name, self.device, self.calls = engine, engine.name, engine.device, 0
         self.fail_after, self.stall_after = fail_after, stall_after
 
     def generate(self, prompts, decoding):
@@ -217,7 +217,8 @@ def test_record_schema_report_and_second_run_is_a_no_op(tiny, tmp_path):
     records = rec.read_records(out)
     assert [r["id"] for r in records] == [e.id for e in examples]
     for r, e in zip(records, examples):
-        assert set(r) == set(rec.FIELDS) | {"key"} and r["key"] == rec.content_key(r)
+        assert set(r) == set(rec.FIELDS) | set(rec.OPTIONAL_FIELDS) | {"key"} and r["key"] == rec.content_key(r)
+        assert r["device"].startswith("cpu")  # where the engine ran (the GPU smoke reads it)
         assert (r["direction"], r["instruction"], r["source"], r["reference"]) == (e.direction, e.instruction, e.source, e.reference)
         assert r["target_kind"] == "rationale" and r["model"] == "tiny"
         assert r["decoding"] == {"do_sample": False, "temperature": 1.0, "top_p": 1.0, "max_new_tokens": 6,
