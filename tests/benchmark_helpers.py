@@ -90,9 +90,11 @@ class LoopbackJudge:
                     judge.requests.append(body)
                     judge.auth.append(self.headers.get("Authorization"))
                     text = judge.reply(body["messages"], int(body.get("max_tokens", 16)))
+                used = {"prompt_tokens": 1, "completion_tokens": len(judge.tokenizer(text).input_ids)}
                 self._send(200, {"id": f"cmpl-{len(judge.requests)}", "object": "chat.completion",
                                  "model": body["model"], "choices": [{"index": 0, "finish_reason": "stop",
-                                 "message": {"role": "assistant", "content": text}}]})
+                                 "message": {"role": "assistant", "content": text}}],
+                                 "usage": {**used, "total_tokens": sum(used.values())}})  # as alpaca_eval reads it
 
         return Handler
 
@@ -112,6 +114,7 @@ def judge_env(monkeypatch: pytest.MonkeyPatch, base_url: str, model: str = "tiny
 
     monkeypatch.setenv(judge.ENV_BASE_URL, base_url)
     monkeypatch.setenv(judge.ENV_MODEL, model)
+    monkeypatch.setenv(judge.ENV_BACKOFF, "0.01")  # retries without the real back-off
     if key:
         monkeypatch.setenv(judge.ENV_API_KEY, key)
     else:
@@ -126,3 +129,64 @@ def free_port_url() -> str:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     return f"http://127.0.0.1:{port}/v1"
+
+
+class ScriptedServer:
+    """A loopback HTTP server that answers each POST with the next of ``script`` (status, headers,
+    body), the last one repeating; it records every request's path and Authorization header.
+    ``"garbage"`` sends a broken status line, ``"short"`` a body shorter than its Content-Length."""
+
+    def __init__(self, script: list[Any]) -> None:
+        self.script, self.seen = list(script), []
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def origin(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def _handler(self) -> type:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _answer(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                self.rfile.read(length)
+                server.seen.append((self.command, self.path, self.headers.get("Authorization")))
+                step = server.script[min(len(server.seen), len(server.script)) - 1]
+                if step == "garbage":
+                    self.wfile.write(b"NOT-HTTP garbage\r\n\r\n")
+                    return
+                if step == "short":
+                    self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 500\r\n\r\n{\"choi")
+                    return
+                status, headers, body = step
+                blob = json.dumps(body).encode("utf-8")
+                self.send_response(status)
+                for key, value in {"Content-Type": "application/json", **headers}.items():
+                    self.send_header(key, value)
+                self.send_header("Content-Length", str(len(blob)))
+                self.end_headers()
+                self.wfile.write(blob)
+
+            do_POST = do_GET = _answer
+
+        return Handler
+
+    def __enter__(self) -> "ScriptedServer":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=10)
+
+
+def completion(text: str) -> tuple[int, dict, dict]:
+    """A scripted 200 chat completion answering ``text``."""
+    return 200, {}, {"choices": [{"index": 0, "message": {"role": "assistant", "content": text}}],
+                     "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}

@@ -256,3 +256,30 @@ def test_a_real_comet_checkpoint_scores_stored_replies(tiny_backbone, alma_dir, 
     _stored(cfg, tmp_path)
     result = evaluate.evaluate(cfg, evaluate.BACKBONE)
     assert isinstance(result["translation"]["de-en"]["comet"], float) and "comet" in result["metrics"]
+
+
+def test_benchmarks_a_judge_missed_are_judged_from_stored_answers_once_it_answers(tiny_backbone, alma_dir, tmp_path,
+                                                                                 monkeypatch):
+    """No judge when the file was written; later one answers: MT-Bench and AlpacaEval are judged
+    from the stored answers (no model loaded) and the file is rewritten; a judge that is down changes nothing."""
+    from radis_utils.evaluate import judge, suite
+    from tests.benchmark_helpers import ScriptedServer, completion, judge_env
+
+    for name in (judge.ENV_BASE_URL, judge.ENV_MODEL):
+        monkeypatch.delenv(name, raising=False)
+    cfg = real_cfg(tiny_backbone, tmp_path, alma_dir, eval__benchmarks=["mt_bench", "alpaca_eval"],
+                   eval__benchmark_limit=1, eval__general_max_new_tokens=4)
+    first = evaluate.evaluate(cfg, evaluate.BACKBONE)
+    assert first["general"] == {} and all("judge skipped" in n for n in first["notes"]), first["notes"]
+    monkeypatch.setattr(suite.models, "load_model", lambda *a, **k: pytest.fail("no model may be loaded"))
+    with ScriptedServer([(503, {}, {"error": "down"})]) as down:
+        judge_env(monkeypatch, down.origin + "/v1")
+        monkeypatch.setenv(judge.ENV_ATTEMPTS, "1")
+        assert evaluate.evaluate(cfg, evaluate.BACKBONE)["general"] == {}  # still down: as it was
+    with ScriptedServer([completion("Fine. Rating: [[7]]. Verdict: [[A]]")]) as up:
+        judge_env(monkeypatch, up.origin + "/v1")
+        again = evaluate.evaluate(cfg, evaluate.BACKBONE)
+    assert again["general"]["mt_bench"] == 7.0 and again["general"]["alpaca_eval"] == 100.0
+    assert again["notes"] == [] and "127.0.0.1" in again["general_details"]["mt_bench"]["judge"]
+    assert json.loads(evaluate.results_path(cfg, evaluate.BACKBONE).read_text())["general"] == again["general"]
+    assert evaluate.results_path(cfg, evaluate.BACKBONE).with_suffix(".csv").read_text().count("mt_bench") >= 1

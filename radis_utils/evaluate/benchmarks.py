@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from ..records import write_json
+from ..records import read_json, write_json
 from .judge import judge_from_env, probe
 from .mt_bench import check_model_id
 from .scores import rp_over_scored
@@ -80,6 +80,43 @@ def run_general_suite(model: Any, tokenizer: Any, *, benchmarks_dir: Path, out_d
     result = {"model_id": model_id, "benchmarks": names, "limit": limit, "scores": scores, "details": details,
               "notes": notes}
     write_json(out_dir / "general.json", result, indent=1)
+    return result
+
+
+#: The benchmarks an LLM judge scores (their answers are stored before they are judged).
+JUDGED: tuple[str, ...] = ("mt_bench", "alpaca_eval")
+
+
+def unjudged(scores: Mapping[str, Any], details: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """The judged benchmarks left without a score because no judge was configured or answered."""
+    return [b for b in JUDGED if b in details and scores.get(b) is None
+            and "judge skipped" in str(details[b].get("skipped", ""))]
+
+
+def rejudge(out_dir: Path, *, benchmarks_dir: Path, limit: int | None, max_new_tokens: int, batch_size: int,
+            model_id: str) -> dict[str, Any] | None:
+    """``<out>/general.json`` with the benchmarks ``unjudged`` lists judged now from their stored
+    answers (no model is loaded), rewritten; ``None`` when none is unjudged or no judge answers now."""
+    path = Path(out_dir) / "general.json"
+    if not path.is_file():
+        return None
+    result = read_json(path)
+    todo = unjudged(result["scores"], result["details"])
+    judge = judge_from_env()
+    if not todo or judge is None or probe(judge) is not None:
+        return None
+    from .alpaca_eval import run_alpaca_eval
+    from .mt_bench import run_mt_bench
+
+    for name in todo:
+        run = run_mt_bench if name == "mt_bench" else run_alpaca_eval
+        score, detail = run(None, None, benchmarks_dir=Path(benchmarks_dir), out_dir=Path(out_dir), limit=limit,
+                            judge=judge, max_new_tokens=max_new_tokens, batch_size=batch_size, model_id=model_id)
+        result["scores"][name], result["details"][name] = score, {**detail, "scale": SCALES[name]}
+        print(f"{TITLES[name]} of {model_id} judged now from its stored answers: {score}")
+    result["notes"] = [d["skipped"] for n, d in result["details"].items()
+                       if result["scores"].get(n) is None and "skipped" in d]
+    write_json(path, result, indent=1)
     return result
 
 

@@ -141,7 +141,11 @@ def general_suite(cfg: Config, model: Any, tokenizer: Any, model_id: str) -> dic
                             benchmarks=benchmarks, guard_model=cfg.eval.guard_model,
                             max_new_tokens=cfg.eval.general_max_new_tokens, batch_size=cfg.eval.batch_size,
                             model_id=f"{cfg.profile}-{model_id}")
-    scores, details = out["scores"], out["details"]
+    return suite_fields(benchmarks, out["scores"], out["details"])
+
+
+def suite_fields(benchmarks: list[str], scores: Mapping[str, Any], details: dict[str, Any]) -> dict[str, Any]:
+    """A results file's general-suite fields from the suite's scores and details."""
     notes = [f"{b} skipped: {_skip_reason(details.get(b))}" for b in benchmarks if scores.get(b) is None]
     return {"general": {b: float(scores[b]) for b in benchmarks if scores.get(b) is not None},
             "benchmarks": benchmarks, "general_details": details, "notes": notes}
@@ -176,7 +180,7 @@ def evaluate(cfg: Config, method: str, seed: int = 0, tag: str = "") -> dict[str
     """Results of the backbone (``method="backbone"``) or of a finished adapter; cached on disk."""
     path = results_path(cfg, method, seed, tag)
     if path.is_file():
-        result = score_stored(cfg, path)
+        result = judge_stored(cfg, path, score_stored(cfg, path))
         if not tidy_path(path).is_file():  # a file from before the tidy tables
             write_tidy(path, result)
         return result
@@ -246,6 +250,26 @@ def score_stored(cfg: Config, path: Path) -> dict[str, Any]:
         per[d].update(comet=comet["comet"], comet_note=message)
     result = {**result, "translation": per_direction_table(per)}
     result["metrics"] = metrics_present(result)
+    write_json(path, result, indent=1)
+    write_tidy(path, result)
+    return result
+
+
+def judge_stored(cfg: Config, path: Path, result: dict[str, Any]) -> dict[str, Any]:
+    """A results file whose MT-Bench or AlpacaEval went unjudged (no judge then, or it was down),
+    judged from the stored answers once a judge answers (``benchmarks.rejudge``); RP follows; rewritten."""
+    from .benchmarks import rejudge, unjudged
+
+    if cfg.data.source == "organism" or not unjudged(result.get("general") or {}, result.get("general_details") or {}):
+        return result
+    out = rejudge(cfg.runs_dir / "results" / "general" / path.stem, benchmarks_dir=resolve_path(cfg.eval.benchmarks_dir),
+                  limit=cfg.eval.benchmark_limit, max_new_tokens=cfg.eval.general_max_new_tokens,
+                  batch_size=cfg.eval.batch_size, model_id=f"{cfg.profile}-{path.stem}")
+    if out is None:
+        return result
+    result = {**result, **suite_fields(result["benchmarks"], out["scores"], out["details"])}
+    if result.get("method") != BACKBONE:
+        result["rp"], result["rp_benchmarks"] = rp_over_scored(evaluate(cfg, BACKBONE)["general"], result["general"])
     write_json(path, result, indent=1)
     write_tidy(path, result)
     return result
