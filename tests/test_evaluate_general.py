@@ -55,10 +55,16 @@ def test_read_gsm8k_result_from_file_or_folder(tmp_path):
         g.read_gsm8k_result(tmp_path / "empty")
 
 
+def test_read_gsm8k_result_reads_the_local_task_the_project_runs(tmp_path):
+    local = tmp_path / "results_local.json"
+    local.write_text(json.dumps({"results": {"gsm8k_cot_zeroshot_local": {"exact_match,flexible-extract": 0.125}}}))
+    assert g.read_gsm8k_result(local) == 12.5
+
+
 def test_read_gsm8k_result_names_what_is_missing(tmp_path):
     bad = tmp_path / "results_x.json"
     bad.write_text(json.dumps({"results": {"gsm8k": {"exact_match,strict-match": 0.1}}}))
-    with pytest.raises(KeyError, match="no task 'gsm8k_cot_zeroshot'.*found: gsm8k"):
+    with pytest.raises(KeyError, match="no task 'gsm8k_cot_zeroshot' or 'gsm8k_cot_zeroshot_local'.*found: gsm8k"):
         g.read_gsm8k_result(bad)
     bad.write_text(json.dumps({"results": {g.GSM8K_TASK: {"exact_match,strict-match": 0.1}}}))
     with pytest.raises(KeyError, match="flexible-extract"):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import pytest
 
@@ -27,11 +28,21 @@ def test_hub_offline_holds_inside_and_restores_after(monkeypatch):
     assert huggingface_hub.constants.HF_HUB_OFFLINE == before
 
 
-def test_task_file_points_at_the_local_file(tmp_path):
+def test_task_file_points_at_the_local_file_and_nowhere_into_this_environment(tmp_path):
+    import sys
+
+    import lm_eval
+    import yaml
+
     path = gsm8k.lm_eval_task_file(tmp_path / "test.jsonl", tmp_path)
     text = path.read_text()
-    assert "gsm8k-cot-zeroshot.yaml" in text and "dataset_path: json" in text
-    assert f"test: {(tmp_path / 'test.jsonl').resolve()}" in text and "openai/gsm8k" not in text
+    assert "dataset_path: json" in text and "openai/gsm8k" not in text and "include" not in text
+    assert sys.prefix not in text and str(Path(lm_eval.__file__).parent) not in text  # another venv reads it too
+    task = yaml.safe_load(text)
+    ours = yaml.safe_load((Path(lm_eval.__file__).parent / "tasks/gsm8k/gsm8k-cot-zeroshot.yaml").read_text())
+    assert task["dataset_kwargs"]["data_files"]["test"] == str((tmp_path / "test.jsonl").resolve())
+    same = ("doc_to_text", "doc_to_target", "metric_list", "generation_kwargs", "filter_list", "output_type")
+    assert {k: task[k] for k in same} == {k: ours[k] for k in same}  # lm-eval's config, as it is
 
 
 def test_runs_offline_on_three_items_and_states_the_variant(tiny_chat, benchmarks_dir, tmp_path):

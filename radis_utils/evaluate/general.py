@@ -17,6 +17,7 @@ from ..records import read_json
 from .gsm8k import FILTER as GSM8K_FILTER
 from .gsm8k import METRIC as GSM8K_METRIC
 from .gsm8k import SHOTS as GSM8K_NUM_FEWSHOT
+from .gsm8k import TASK as GSM8K_LOCAL_TASK
 from .gsm8k import VARIANT as GSM8K_TASK
 from .judge import NO_JUDGE
 from .judge import judge_from_env as judge_settings_from_env  # noqa: F401  (chapter 06 calls it)
@@ -53,17 +54,19 @@ def _results_file(path: str | Path) -> Path:
 
 
 def read_gsm8k_result(path: str | Path) -> float:
-    """GSM8K accuracy in percent from an lm-eval results JSON (or the newest one under a folder)."""
+    """GSM8K accuracy in percent from an lm-eval results JSON (or the newest one under a folder):
+    lm-eval's own task on the hub's data, or ours on the local file (``gsm8k.TASK``)."""
     file = _results_file(path)
     results = read_json(file).get("results", {})
-    if GSM8K_TASK not in results:
-        raise KeyError(f"{file}: results has no task {GSM8K_TASK!r} (found: "
+    task = next((t for t in (GSM8K_TASK, GSM8K_LOCAL_TASK) if t in results), None)
+    if task is None:
+        raise KeyError(f"{file}: results has no task {GSM8K_TASK!r} or {GSM8K_LOCAL_TASK!r} (found: "
                        f"{', '.join(results) or 'none'}); was it run with --tasks {GSM8K_TASK}?")
     key = f"{GSM8K_METRIC},{GSM8K_FILTER}"
-    if key not in results[GSM8K_TASK]:
-        shown = ", ".join(k for k in results[GSM8K_TASK] if "stderr" not in k)
-        raise KeyError(f"{file}: results.{GSM8K_TASK} has no {key!r} (found: {shown})")
-    return round(100.0 * float(results[GSM8K_TASK][key]), 2)
+    if key not in results[task]:
+        shown = ", ".join(k for k in results[task] if "stderr" not in k)
+        raise KeyError(f"{file}: results.{task} has no {key!r} (found: {shown})")
+    return round(100.0 * float(results[task][key]), 2)
 
 
 def tool_availability() -> dict[str, bool]:

@@ -1,8 +1,10 @@
 """GSM8K (paper table 3, reasoning) through lm-evaluation-harness's Python API, on the local file.
 
-The task is lm-eval's own ``gsm8k_cot_zeroshot`` config (``include``d, so its prompt
-"Q: ... A: Let's think step by step.", stop strings, filters and metric are lm-eval's), with
-its dataset pointed at the local ``gsm8k/test.jsonl`` (``dataset_path: json``), never the hub.
+The task is lm-eval's own ``gsm8k_cot_zeroshot`` config (copied into the task file, so its
+prompt "Q: ... A: Let's think step by step.", stop strings, filters and metric are lm-eval's,
+and the file names no path inside the environment that wrote it), with its dataset pointed at
+the local ``gsm8k/test.jsonl`` (``dataset_path: json``), never the hub. lm-eval's own CLI runs
+it from anywhere: ``lm_eval --include_path <out>/gsm8k/task --tasks gsm8k_cot_zeroshot_local ...``.
 It is asked in the model's own chat template (``apply_chat_template=True``), through
 ``HFLM(pretrained=model, tokenizer=tokenizer)``, so an adapter already applied to ``model`` is
 what is scored. Score: exact match after the ``flexible-extract`` filter (the last number of
@@ -32,22 +34,24 @@ OFFLINE_ENV = {"HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1"}
 
 
 def lm_eval_task_file(test_file: Path, out_dir: Path) -> Path:
-    """Write our task YAML (lm-eval's ``VARIANT`` config on ``test_file``, its ``datasets`` cache
-    under ``out_dir``) and return its path."""
+    """Write our task YAML (lm-eval's ``VARIANT`` config, whole, on ``test_file``, its ``datasets``
+    cache under ``out_dir``) and return its path."""
     import lm_eval
+    import yaml
+
+    from ..records import write_text
 
     base = Path(lm_eval.__file__).parent / "tasks" / "gsm8k" / f"{VARIANT.replace('_', '-')}.yaml"
     if not base.is_file():
         raise FileNotFoundError(f"lm-eval {lm_eval.__version__} has no {base.name}; pin lm_eval==0.4.13 "
                                 "(pip install 'radis-book[bench]') or change gsm8k.VARIANT")
-    folder = Path(out_dir) / "task"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{TASK}.yaml"
-    path.write_text(
-        f"include: {base}\ntask: {TASK}\ntag: []\ndataset_path: json\ndataset_name: null\n"
-        f"dataset_kwargs:\n  data_files:\n    test: {Path(test_file).resolve()}\n"
-        f"  cache_dir: {(Path(out_dir) / 'datasets_cache').resolve()}\n"
-        "training_split: null\nfewshot_split: null\n", encoding="utf-8")
+    config = yaml.safe_load(base.read_text(encoding="utf-8"))
+    config.update(task=TASK, tag=[], dataset_path="json", dataset_name=None, training_split=None,
+                  fewshot_split=None, dataset_kwargs={"data_files": {"test": str(Path(test_file).resolve())},
+                                                      "cache_dir": str((Path(out_dir) / "datasets_cache").resolve())})
+    config["metadata"] = {**(config.get("metadata") or {}), "copied_from": f"lm_eval {lm_eval.__version__} {base.name}"}
+    path = Path(out_dir) / "task" / f"{TASK}.yaml"
+    write_text(path, yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
     return path
 
 
