@@ -256,17 +256,20 @@ def add_lora(cfg: Config, model: Any) -> Any:
     return get_peft_model(model, lora)
 
 
-def portable_base(name_or_path: str | None) -> str | None:
-    """How a saved adapter names its base: a hub id as it is; a folder inside the checkout
-    relative to the checkout's root (``runs/organism/<hash>/model``: still valid when ``runs/``
-    is moved or shared; ``resolve_backbone`` and ``from_pretrained`` run from the root read it);
-    any other folder by its absolute path."""
-    if not name_or_path or not Path(name_or_path).is_absolute():
+def base_reference(name_or_path: str | None) -> str | None:
+    """How a saved adapter names its base (``base_model_name_or_path``): a hub id as it is, a local
+    folder by its absolute path, so that plain peft (``AutoPeftModelForCausalLM``) loads the adapter
+    from any working folder, and a copy of it anywhere on the machine, while the base stays where it
+    is. The project's own loader (``load_adapter``) takes the base from the profile instead, so a
+    moved ``runs/`` folder still loads through it."""
+    if not name_or_path or looks_like_hub_id(name_or_path):
         return name_or_path
-    try:
-        return Path(name_or_path).resolve().relative_to(project_root().resolve()).as_posix()
-    except ValueError:
-        return name_or_path
+    return str(resolve_path(name_or_path).resolve())  # relative: to the checkout's root, as adapters once stored it
+
+
+def looks_like_hub_id(name: str) -> bool:
+    """An ``owner/model`` name that is not an existing local folder."""
+    return not looks_like_path(name) and not Path(name).exists()
 
 
 def trainable_parameters(model: Any) -> dict[str, int]:

@@ -240,6 +240,7 @@ def train(cfg: Config, method: str, seed: int = 0, examples: Sequence[Any] | Non
         if diff:
             raise TrainingError(f"{out}/summary.json was trained with other settings ({'; '.join(diff[:6])}); "
                                 f"delete {out} to retrain, or pass another tag")
+        name_base(out)  # an adapter saved before bases were named absolutely
         return out
     if int(os.environ.get("RANK", "0")) != 0:  # one lock per run: held by the main process
         return _train(cfg, method, seed, out, key, examples, source, callbacks, verbose, overrides)
@@ -298,6 +299,17 @@ def _train(cfg: Config, method: str, seed: int, out: Path, key: dict[str, Any], 
         }
         write_json(out / "summary.json", summary)
     return out
+
+
+def name_base(out: Path) -> None:
+    """Rewrite ``<out>/adapter_config.json`` if its base is not named as ``models.base_reference`` names it."""
+    config_file = out / "adapter_config.json"
+    if not config_file.is_file():
+        return
+    config = read_json(config_file)
+    named = models.base_reference(config.get("base_model_name_or_path"))
+    if named != config.get("base_model_name_or_path"):
+        write_json(config_file, {**config, "base_model_name_or_path": named})
 
 
 def peak_memory_bytes() -> int:

@@ -227,7 +227,7 @@ def save_adapter(trainer: Any, tokenizer: Any, out: Path) -> None:
     """Write the adapter to ``out``; call on every process (PEFT's FSDP recipe).
 
     Under FSDP the adapter is gathered as a full state dict (a collective every rank joins),
-    then written once by the main process; it names its base portably (``models.portable_base``).
+    then written once by the main process; it names a local base by its absolute path (``models.base_reference``).
     """
     if trainer.is_fsdp_enabled:
         trainer.accelerator.state.fsdp_plugin.set_state_dict_type("FULL_STATE_DICT")
@@ -236,5 +236,5 @@ def save_adapter(trainer: Any, tokenizer: Any, out: Path) -> None:
         tokenizer.save_pretrained(out)
         config_file = out / "adapter_config.json"
         config = read_json(config_file)
-        config["base_model_name_or_path"] = models.portable_base(config.get("base_model_name_or_path"))
+        config["base_model_name_or_path"] = models.base_reference(config.get("base_model_name_or_path"))
         write_json(config_file, config)

@@ -88,3 +88,29 @@ def test_smol_results_hold_every_column_of_tables_1_to_3(built_book, root):
         else:
             assert isinstance(result["rp"], float) and result["rp_benchmarks"], path
             assert set(result["rp_benchmarks"]) <= {b for b, v in base.items() if v}
+
+
+@pytest.mark.parametrize("profile", list(runbook.BOOK_PARTS))
+def test_the_books_adapters_load_and_merge_with_plain_peft_from_outside_the_checkout(built_book, profile, tmp_path,
+                                                                                    monkeypatch):
+    """A `ci` (organism) and a `smol` (SmolLM2) adapter, copied out of the checkout and loaded from
+    another folder by peft alone, equal the project's own merged model."""
+    import shutil
+
+    import torch
+    from peft import AutoPeftModelForCausalLM
+
+    from radis_utils import models, train
+    from radis_utils.config import load_profile
+
+    assert all(r.ok for r in built_book.runs[profile]), f"a {profile} chapter failed"
+    cfg = load_profile(profile)
+    adapter = train.adapter_dir(cfg, "vanilla", cfg.train.seeds[0])
+    ours = models.load_adapter(cfg, adapter, merge=True)
+    copy = tmp_path / "copied" / adapter.name
+    shutil.copytree(adapter, copy, ignore=shutil.ignore_patterns("checkpoints", "midpoint"))
+    monkeypatch.chdir(tmp_path)
+    plain = AutoPeftModelForCausalLM.from_pretrained(str(copy)).merge_and_unload().eval()
+    ids = torch.tensor([[1, 2, 3, 4, 5]])
+    with torch.no_grad():
+        assert torch.allclose(plain(input_ids=ids).logits, ours(input_ids=ids).logits, atol=1e-4)

@@ -382,49 +382,48 @@ def test_merge_leaves_the_trained_model_alone_and_matches_the_adapter(backbone, 
     assert getattr(merged.config, "quantization_config", None) is None
 
 
-def test_a_moved_runs_folder_still_loads_its_adapter_with_plain_peft(backbone, tmp_path, monkeypatch):
-    """The adapter names its base relative to the checkout (``runs/organism/...``), not by an
-    absolute path into it. ``AutoPeftModelForCausalLM`` hands that name to ``from_pretrained``,
-    which resolves it against the working directory: it loads from the folder holding ``runs/``.
-    ``PeftModel.from_pretrained(base, adapter_dir)`` ignores the name and loads from anywhere."""
+def test_an_adapter_copied_anywhere_loads_and_merges_with_plain_peft_from_any_folder(backbone, tmp_path, monkeypatch):
+    """The adapter names a local base by its absolute path: ``AutoPeftModelForCausalLM`` loads a copy
+    of it from a folder outside the checkout, and merges it, as the project's loader does. A moved
+    ``runs/`` still loads through the project's loader, which takes the base from the profile."""
     import shutil
 
-    from peft import AutoPeftModelForCausalLM, PeftModel
-    from transformers import AutoModelForCausalLM
+    from peft import AutoPeftModelForCausalLM
 
     checkout = tmp_path / "checkout"
     (checkout / "radis_utils").mkdir(parents=True)
     (checkout / "_config.yml").write_text("title: t\n")
-    shutil.copytree(backbone, checkout / "runs" / "organism" / "tiny" / "model")  # as the organism's cache
+    base = tmp_path / "models" / "tiny"
+    shutil.copytree(backbone, base)
     monkeypatch.chdir(checkout)
-    cfg = load_profile("ci", model__backbone=str(checkout / "runs" / "organism" / "tiny" / "model"),
-                       runtime__runs_dir="runs", data__max_train_pairs=16, train__max_steps=1,
-                       train__per_device_batch=16, train__effective_batch=16, train__save_steps=100)
+    cfg = load_profile("ci", model__backbone=str(base), runtime__runs_dir="runs", data__max_train_pairs=16,
+                       train__max_steps=1, train__per_device_batch=16, train__effective_batch=16, train__save_steps=100)
     out = train.train(cfg, "vanilla", seed=0)
-    assert out == checkout / "runs" / "ci" / "adapters" / "vanilla-seed0"
-    stored = json.loads((out / "adapter_config.json").read_text())["base_model_name_or_path"]
-    assert stored == "runs/organism/tiny/model"
+    assert json.loads((out / "adapter_config.json").read_text())["base_model_name_or_path"] == str(base.resolve())
+    ours = models.load_adapter(cfg, out, merge=True)
+    copy = tmp_path / "shared" / "vanilla-adapter"
+    shutil.copytree(out, copy)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    shutil.move(str(checkout / "runs"), str(elsewhere / "runs"))
-    shutil.rmtree(checkout)
     monkeypatch.chdir(elsewhere)
-    adapter = "runs/ci/adapters/vanilla-seed0"
-    auto = AutoPeftModelForCausalLM.from_pretrained(adapter)
-    plain = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(stored), adapter)
+    plain = AutoPeftModelForCausalLM.from_pretrained(str(copy)).merge_and_unload()
     ids = torch.tensor([[1, 2, 3, 4]])
-    assert torch.allclose(auto(input_ids=ids).logits, plain(input_ids=ids).logits)
+    assert torch.allclose(plain(input_ids=ids).logits, ours(input_ids=ids).logits, atol=1e-5)
+    shutil.move(str(checkout / "runs"), str(elsewhere / "runs"))  # runs/ moved: the project's loader still reads it
+    moved = load_profile("ci", model__backbone=str(base), runtime__runs_dir=str(elsewhere / "runs"),
+                         data__max_train_pairs=16, train__max_steps=1, train__per_device_batch=16,
+                         train__effective_batch=16, train__save_steps=100)
+    again = models.load_adapter(moved, train.adapter_dir(moved, "vanilla", 0), merge=True)
+    assert torch.allclose(again(input_ids=ids).logits, ours(input_ids=ids).logits, atol=1e-5)
 
 
-def test_adapters_name_their_base_portably(tmp_path, monkeypatch):
-    checkout = tmp_path / "checkout"
-    (checkout / "radis_utils").mkdir(parents=True)
-    (checkout / "_config.yml").write_text("title: t\n")
-    monkeypatch.chdir(checkout)
-    assert models.portable_base("mistralai/Mistral-7B-Instruct-v0.2") == "mistralai/Mistral-7B-Instruct-v0.2"
-    assert models.portable_base(str(checkout / "runs" / "organism" / "x" / "model")) == "runs/organism/x/model"
-    outside = str(tmp_path / "models" / "llama")  # not in the checkout: moving runs/ leaves it valid
-    assert models.portable_base(outside) == outside
+def test_adapters_name_a_local_base_by_its_absolute_path(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs" / "organism" / "x" / "model").mkdir(parents=True)
+    assert models.base_reference("mistralai/Mistral-7B-Instruct-v0.2") == "mistralai/Mistral-7B-Instruct-v0.2"
+    assert models.base_reference("runs/organism/x/model") == str(tmp_path / "runs" / "organism" / "x" / "model")
+    assert models.base_reference(str(tmp_path / "models" / "llama")) == str(tmp_path / "models" / "llama")
+    assert models.base_reference(None) is None
 
 
 def test_one_process_over_several_gpus_is_refused_naming_accelerate(backbone, monkeypatch):
