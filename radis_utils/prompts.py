@@ -95,6 +95,28 @@ LLAMA_FACTORY_TEMPLATES: tuple[tuple[tuple[str, ...], str], ...] = (
 )
 
 
+def default_system_turn(tokenizer: Any) -> str | None:
+    """The system message the chat template writes when a chat has none (SmolLM2's "You are a
+    helpful AI assistant named SmolLM, ..."), or ``None`` when it writes none. Found by rendering a
+    chat with a marker system message and checking that the default, put there, renders the same."""
+    marker, question = "\x00SYSTEM\x00", "\x00USER\x00"
+    user = [{"role": "user", "content": question}]
+    try:
+        plain = tokenizer.apply_chat_template(user, tokenize=False)
+        marked = tokenizer.apply_chat_template([{"role": "system", "content": marker}, *user], tokenize=False)
+    except Exception:  # noqa: BLE001 - a template that refuses system turns writes none by default
+        return None
+    if marker not in marked or question not in marked.split(marker, 1)[1]:
+        return None
+    before, after = marked.split(marker, 1)
+    between = after.split(question, 1)[0]  # from the end of the system turn to the user's text
+    if not plain.startswith(before) or not between or between not in plain[len(before):]:
+        return None
+    found = plain[len(before):plain.index(between, len(before))]
+    rendered = tokenizer.apply_chat_template([{"role": "system", "content": found}, *user], tokenize=False)
+    return found if found and rendered == plain else None
+
+
 def llama_factory_template(chat_template: str) -> str | None:
     """The LLaMA-Factory template that formats chats as ``chat_template`` does, or ``None``."""
     for markers, name in LLAMA_FACTORY_TEMPLATES:

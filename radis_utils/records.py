@@ -278,26 +278,33 @@ ALPACA_COLUMNS = {"prompt": "instruction", "query": "input", "response": "output
 
 def export_llama_factory(records: Sequence[dict[str, Any]], out_dir: str | Path, name: str,
                          template: str | None = None, backbone: str = "", note: str = "",
-                         own: Callable[[str], str] = str.strip) -> Path:
+                         own: Callable[[str], str] = str.strip, system: str | None = None) -> Path:
     """Write ``<name>.json`` (alpaca: instruction/input/output) and register it in ``dataset_info.json``.
 
     ``instruction`` is the user turn ``x`` (instruction line + source), ``input`` is empty,
     ``output`` each of ``training_outputs`` (Seq-KD: two rows, ``y`` and ``y'`` cut by ``own``),
-    so the file holds exactly what the trainer trains on. An existing ``dataset_info.json`` keeps its other entries.
+    and ``system`` (a column only when given) the system turn the backbone's template writes by
+    default, which LLaMA-Factory's template would otherwise replace with its own, so the file holds
+    exactly what the trainer trains on. An existing ``dataset_info.json`` keeps its other entries.
     ``<name>.README.md`` beside them says how to train on it: LLaMA-Factory's ``template``
     for ``backbone``, or, when ``template`` is ``None``, that there is none (``note`` says why).
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    rows = [{"instruction": r["instruction"], "input": "", "output": out}
+    extra = {"system": system} if system else {}
+    rows = [{"instruction": r["instruction"], "input": "", "output": out, **extra}
             for r in records for out in training_outputs(r, own)]
     data_file = out / f"{name}.json"
     write_json(data_file, rows)
     info_file = out / "dataset_info.json"
-    info = json.loads(info_file.read_text(encoding="utf-8")) if info_file.is_file() else {}
-    info[name] = {"file_name": data_file.name, "columns": dict(ALPACA_COLUMNS)}
+    info = read_json(info_file) if info_file.is_file() else {}
+    info[name] = {"file_name": data_file.name, "columns": {**ALPACA_COLUMNS, **({"system": "system"} if system else {})}}
     write_json(info_file, info)
-    write_text(out / f"{name}.README.md", _llama_factory_readme(name, len(rows), template, backbone, note))
+    readme = _llama_factory_readme(name, len(rows), template, backbone, note)
+    if system:
+        readme += (f"\nEvery row carries the system turn that the backbone's chat template writes when a chat "
+                   f"has none, and that the project trained with, in the `system` column: \"{system}\".\n")
+    write_text(out / f"{name}.README.md", readme)
     return data_file
 
 

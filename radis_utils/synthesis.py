@@ -22,7 +22,7 @@ from . import records as rec
 from .engines import Completion, Decoding, Engine, LazyEngine, make_engine
 from .replies import seqkd_rule, split_reply
 from .prompts import (
-    SDFT_TEMPLATE, chat_prompt, chat_template_of, continuation_prompt, end_of_turn_tokens,
+    SDFT_TEMPLATE, chat_prompt, chat_template_of, continuation_prompt, default_system_turn, end_of_turn_tokens,
     llama_factory_template, sdft_request,
 )
 from .runtime import progress
@@ -358,5 +358,36 @@ def export_llama_factory(cfg: Any, records: Sequence[dict[str, Any]], out_dir: s
         note = ("Its chat template matches none that this book recognises (ChatML, Qwen, Llama-2, "
                 "Llama-3, Mistral, Gemma): pick the LLaMA-Factory template that writes the same format.")
     rule = seqkd_rule(cfg)
+    system = None if cfg.model.backbone == "organism" else default_system_turn(tokenizer)
     return rec.export_llama_factory(records, out_dir, name, template=template, backbone=cfg.model.backbone,
-                                    note=note, own=lambda text: split_reply(text, rule)[0])
+                                    note=note, own=lambda text: split_reply(text, rule)[0], system=system)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m radis_utils.synthesis --profile smol --export-llama-factory``: a profile's
+    synthesized records (chapter 03's files) as a LLaMA-Factory dataset, as chapter 03 writes it."""
+    import argparse
+
+    from . import models
+    from .config import load_profile
+
+    parser = argparse.ArgumentParser(prog="python -m radis_utils.synthesis", description=main.__doc__.splitlines()[0])
+    parser.add_argument("--profile", required=True)
+    parser.add_argument("--export-llama-factory", action="store_true", required=True,
+                        help="write <kind>_<profile>.json, dataset_info.json and a README (radis_<profile> for rationales)")
+    parser.add_argument("--kind", choices=KINDS, default="rationale")
+    parser.add_argument("--out", type=Path, default=None, help="default: runs/<profile>/synthesis/llama_factory/")
+    args = parser.parse_args(argv)
+    cfg = load_profile(args.profile)
+    path = records_path(cfg, args.kind)
+    if not path.is_file():
+        parser.exit(2, f"{path}: no {args.kind} records; run chapter 03 at PROFILE={args.profile!r} first\n")
+    name = f"{'radis' if args.kind == 'rationale' else args.kind}_{cfg.profile}"
+    out = export_llama_factory(cfg, rec.read_records(path), args.out or cfg.runs_dir / "synthesis" / "llama_factory",
+                               name, models.load_tokenizer(cfg))
+    print(f"wrote {out}, dataset_info.json and {out.with_suffix('.README.md').name} beside it")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

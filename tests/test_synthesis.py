@@ -486,6 +486,48 @@ def test_llama_factory_export_names_the_template_for_the_backbone(style, templat
     assert "someone/chat-model" in readme
 
 
+#: A ChatML template that writes a default system turn when a chat has none, as SmolLM2's does.
+DEFAULT_SYSTEM_TEMPLATE = (
+    "{%- if messages[0]['role'] != 'system' -%}"
+    "{{ '<|im_start|>system\\nYou are a helpful assistant<|im_end|>\\n' }}{%- endif -%}"
+    "{%- for m in messages -%}{{ '<|im_start|>' + m['role'] + '\\n' + m['content'] + '<|im_end|>\\n' }}{%- endfor -%}"
+    "{%- if add_generation_prompt -%}{{ '<|im_start|>assistant\\n' }}{%- endif -%}")
+
+
+def test_the_export_carries_the_system_turn_the_backbone_trains_with(tmp_path):
+    """LLaMA-Factory's chatml template writes no system turn unless the data has one; the project
+    trains with the default that the backbone's template writes, so every row carries it."""
+    from radis_utils import synthesis
+    from radis_utils.prompts import default_system_turn
+
+    tok = demo_chat_tokenizer("chatml")
+    assert default_system_turn(tok) is None and default_system_turn(demo_chat_tokenizer("mistral")) is None
+    tok.chat_template = DEFAULT_SYSTEM_TEMPLATE
+    assert default_system_turn(tok) == "You are a helpful assistant"
+    base = {"direction": "de-en", "source": "s", "model": "m", "decoding": {}, "created": "", "flags": []}
+    records = [{**base, "id": "a", "instruction": "Translate.\ns", "reference": "Y.", "target_kind": "rationale",
+                "text": "Note r."}]
+    cfg = load_profile("ci", model__backbone="someone/chat-model")
+    rows = json.loads(synthesis.export_llama_factory(cfg, records, tmp_path, "radis_x", tok).read_text())
+    assert rows == [{"instruction": "Translate.\ns", "input": "", "output": "Y. Note r.",
+                     "system": "You are a helpful assistant"}]
+    info = json.loads((tmp_path / "dataset_info.json").read_text())["radis_x"]
+    assert info["columns"]["system"] == "system" and "template: chatml" in (tmp_path / "radis_x.README.md").read_text()
+    # LLaMA-Factory's chatml formatting of that row is the project's own formatting of the chat
+    lf = "<|im_start|>system\n{system}<|im_end|>\n<|im_start|>user\n{user}<|im_end|>\n<|im_start|>assistant\n"
+    ours = tok.apply_chat_template([{"role": "user", "content": rows[0]["instruction"]}], tokenize=False,
+                                   add_generation_prompt=True)
+    assert lf.format(system=rows[0]["system"], user=rows[0]["instruction"]) == ours
+
+
+def test_the_export_command_writes_a_profiles_records_or_says_what_to_run(tmp_path, capsys):
+    from radis_utils import synthesis
+
+    with pytest.raises(SystemExit) as stop:
+        synthesis.main(["--profile", "qlora", "--export-llama-factory", "--out", str(tmp_path)])
+    assert stop.value.code == 2 and "run chapter 03 at PROFILE='qlora' first" in capsys.readouterr().err
+
+
 def test_llama_factory_export_of_the_organism_says_there_is_no_template(tmp_path):
     from radis_utils import synthesis
     from radis_utils.organism import World
