@@ -87,6 +87,8 @@ class KeepMidpoint(TrainerCallback):
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
         if state.global_step == state.max_steps // 2:
             control.should_save = True
+        if control.should_save:  # a log entry at every checkpoint: a run resumed there averages its
+            control.should_log = True  # next entry over the same steps as one never stopped
         return control
 
     def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:

@@ -161,6 +161,23 @@ def test_train_resumes_after_interruption_and_loads_back(backbone, tmp_path):
     assert torch.allclose(merged(input_ids=ids).logits, tuned(input_ids=ids).logits, atol=1e-4)
 
 
+def test_a_resumed_run_logs_the_same_entries_as_one_never_stopped(backbone, tmp_path):
+    """Checkpoints (save_steps 4, the midpoint 3) off the logging grid (every 2 steps): each save
+    logs too, so the entry after a resume averages the same steps as in an uninterrupted run."""
+    settings = dict(train__logging_steps=2, train__save_steps=4)
+    whole = train.train(tiny_cfg(backbone, tmp_path / "whole", **settings), "vanilla", 0)
+    cfg = tiny_cfg(backbone, tmp_path / "cut", **settings)
+    with pytest.raises(KeyboardInterrupt):
+        train.train(cfg, "vanilla", seed=0, callbacks=[Interrupt(4)])  # after the midpoint's save at 3
+    resumed = train.train(cfg, "vanilla", seed=0)
+    assert train.read_summary(resumed)["resumed_from_step"] == 3
+
+    def entries(out):
+        return [(e["step"], round(e["loss"], 6), round(e["mt_loss"], 6)) for e in train.train_log(out)]
+    assert [e[0] for e in entries(whole)] == [2, 3, 4, 6]
+    assert entries(resumed) == entries(whole)
+
+
 def test_the_kept_midpoint_leaves_the_run_as_it_was(backbone, tmp_path, monkeypatch):
     """``KeepMidpoint`` adds a save at step 3 of 6 (save_steps 4 would not save there) and keeps a copy;
     the run ends on the same weights as one without it."""
