@@ -19,8 +19,6 @@ a bad line anywhere else is an error naming file and line. ``read_records`` read
 
 from __future__ import annotations
 
-import errno
-import fcntl
 import hashlib
 import json
 import os
@@ -196,47 +194,40 @@ class LockError(RuntimeError):
     """Another process is writing the same store (the message names it: pid, host, command)."""
 
 
-#: errno values of a filesystem that has no ``flock`` (network and parallel filesystems).
-NO_FLOCK = frozenset({errno.ENOSYS, errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOTSUP})
-
-
 @contextmanager
 def exclusive(path: str | Path, what: str, wait: bool = False) -> Iterator[Path]:
-    """Hold ``<path>.lock`` (``fcntl.flock``) while writing ``path``; a second process stops at once
-    with ``LockError`` naming the holder, or with ``wait`` blocks until the holder is done.
+    """Hold ``<path>.lock`` (``filelock``: flock on POSIX, msvcrt on Windows, its soft lock on a
+    filesystem without flock) while writing ``path``; a second process stops at once with
+    ``LockError`` naming the holder (``<path>.lock.holder``), or with ``wait`` blocks until it is done.
 
-    The kernel drops the lock when its holder exits, even on SIGKILL: a leftover file is harmless.
+    The kernel drops a native lock when its holder exits, even on SIGKILL: a leftover file is harmless.
     """
-    lock = Path(f"{path}.lock")
+    from filelock import FileLock, Timeout
+
+    lock, holder = Path(f"{path}.lock"), Path(f"{path}.lock.holder")
     lock.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock, "a+", encoding="utf-8") as f:
-        try:
-            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as err:
-            if not isinstance(err, BlockingIOError):
-                if err.errno in NO_FLOCK:
-                    raise LockError(f"{path}: cannot lock {lock}: its filesystem does not support flock "
-                                    f"({os.strerror(err.errno)}; e.g. Lustre or GPFS mounted without it): set "
-                                    "runtime.runs_dir to a local disk, or mount with flock") from None
-                raise
-            f.seek(0)
-            holder = f.read().strip() or "unknown (it has not written its name yet)"
-            message = f"{path}: {what} is being written by another process ({holder})"
-            if not wait:
-                raise LockError(f"{message}; wait for it to finish or stop it (the lock {lock} "
-                                "frees itself when that process ends)") from None
-            print(f"{message}; waiting for it to finish", file=sys.stderr, flush=True)
-            fcntl.flock(f.fileno(), fcntl.LOCK_EX)
-        try:
-            f.seek(0)
-            f.truncate()
-            f.write(f"pid {os.getpid()} on {socket.gethostname()}: {_command_line()[:300]}\n")
-            f.flush()
-            yield lock
-        finally:
-            f.seek(0)
-            f.truncate()
-            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+    guard = FileLock(str(lock), timeout=0)
+    try:
+        guard.acquire()
+    except NotImplementedError:  # filelock < 4 on a filesystem without flock
+        raise LockError(f"{path}: cannot lock {lock}: its filesystem does not support flock (e.g. Lustre or "
+                        "GPFS mounted without it): set runtime.runs_dir to a local disk, mount with flock, "
+                        "or install filelock>=4, which falls back to a lock file of its own") from None
+    except Timeout:
+        name = holder.read_text(encoding="utf-8", errors="replace").strip() if holder.is_file() else ""
+        message = (f"{path}: {what} is being written by another process "
+                   f"({name or 'unknown (it has not written its name yet)'})")
+        if not wait:
+            raise LockError(f"{message}; wait for it to finish or stop it (the lock {lock} "
+                            "frees itself when that process ends)") from None
+        print(f"{message}; waiting for it to finish", file=sys.stderr, flush=True)
+        guard.acquire(timeout=-1)
+    try:
+        write_text(holder, f"pid {os.getpid()} on {socket.gethostname()}: {_command_line()[:300]}\n")
+        yield lock
+    finally:
+        holder.unlink(missing_ok=True)
+        guard.release()
 
 
 def _command_line() -> str:

@@ -58,7 +58,8 @@ def lm_eval_task_file(test_file: Path, out_dir: Path) -> Path:
 @contextlib.contextmanager
 def hub_offline() -> Iterator[None]:
     """Hold ``HF_DATASETS_OFFLINE=1`` / ``HF_HUB_OFFLINE=1`` for the block, also in the already
-    imported ``datasets`` / ``huggingface_hub`` constants; restore everything afterwards."""
+    imported ``datasets`` / ``huggingface_hub`` constants; restore everything afterwards. Ours because
+    both libraries read these variables once, at import, and lm-eval has no offline switch."""
     saved_env = {k: os.environ.get(k) for k in OFFLINE_ENV}
     constants = [(sys.modules.get(m), n) for m, n in (("huggingface_hub.constants", "HF_HUB_OFFLINE"),
                                                        ("datasets.config", "HF_HUB_OFFLINE"),
