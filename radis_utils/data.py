@@ -10,9 +10,9 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import random
-import tempfile
+import shutil
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -240,32 +240,39 @@ def fetch_verified(urls: Sequence[str], target: Path, sha256: str) -> bool:
     """Download ``target`` from the first of ``urls`` that answers, keeping it only if its SHA-256
     is ``sha256``; ``False`` (nothing fetched) when ``target`` already has that checksum.
 
-    The file is written to a temporary name and renamed after the check, so nothing
+    ``pooch.retrieve`` downloads (http, https, ftp; a ``file://`` mirror is copied) into a
+    temporary file beside ``target`` and renames it only after the checksum holds, so nothing
     half-downloaded is ever left under its real name. A checksum mismatch is a ``DataError``.
     """
+    import pooch
+    import requests
+
     target = Path(target)
     if target.is_file() and _sha256(target) == sha256:
         return False
+    pooch.get_logger().setLevel("WARNING")  # one line per file is the caller's to print
     errors = []
     for url in urls:
+        local = url.startswith("file://")
         try:
-            with urllib.request.urlopen(url, timeout=60) as response:
-                blob = response.read()
-            break
-        except OSError as err:  # URLError and HTTPError are OSErrors
+            pooch.retrieve(url, known_hash=f"sha256:{sha256}", fname=target.name, path=target.parent,
+                           downloader=_copy_local if local else None)
+            return True
+        except ValueError as err:  # pooch: the checksum of the download is not the manifest's
+            if "hash" not in str(err):
+                raise
+            raise DataError(f"{url}: checksum of the download does not match the manifest's ({sha256[:12]}...); "
+                            f"the file changed upstream or was corrupted ({err})") from None
+        except (OSError, requests.RequestException) as err:
             errors.append(f"{url}: {err}")
-    else:
-        raise DataError(f"{target.name}: could not download from any source ({'; '.join(errors)})")
-    digest = hashlib.sha256(blob).hexdigest()
-    if digest != sha256:
-        raise DataError(f"{url}: checksum {digest[:12]}... does not match the manifest "
-                        f"({sha256[:12]}...); the file changed upstream or was corrupted")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
-    with os.fdopen(fd, "wb") as f:
-        f.write(blob)
-    os.replace(tmp, target)
-    return True
+    raise DataError(f"{target.name}: could not download from any source ({'; '.join(errors)})")
+
+
+def _copy_local(url: str, output_file: Any, _pooch: Any) -> None:
+    """pooch's downloader for a ``file://`` mirror (pooch itself fetches http, https, ftp and sftp)."""
+    source = Path(urllib.request.url2pathname(urllib.parse.urlsplit(url).path))
+    with open(source, "rb") as src, open(output_file, "wb") as dst:
+        shutil.copyfileobj(src, dst)
 
 
 def _sha256(path: Path) -> str:

@@ -11,6 +11,7 @@ import shutil
 import pytest
 
 from radis_utils import benchmark_files as bf
+from radis_utils import data
 from radis_utils.data import DataError
 from tests.benchmark_helpers import benchmarks_dir  # noqa: F401  (fixture)
 
@@ -109,3 +110,31 @@ def test_download_checks_sha256_and_leaves_nothing_half_written(benchmarks_dir, 
 def test_unreachable_source_is_a_clear_error(tmp_path):
     with pytest.raises(DataError, match="could not download from any source"):
         bf.download(tmp_path, (tmp_path / "nowhere").as_uri())
+
+
+def test_download_over_http_through_pooch_falls_back_to_the_next_source(benchmarks_dir, tmp_path):
+    """The real path: HTTP (pooch), from a loopback server laid out like the benchmark folder;
+    a source that answers 404 is skipped for the next one."""
+    import functools
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(benchmarks_dir)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        meta = bf.manifest()[bf.ADVBENCH]
+        target = tmp_path / "fresh" / bf.ADVBENCH
+        assert data.fetch_verified([f"{base}/no/such/file.csv", f"{base}/{bf.ADVBENCH}"], target, meta["sha256"])
+        assert bf.verify(tmp_path / "fresh").get(bf.ADVBENCH) is None and target.is_file()
+        assert not data.fetch_verified([f"{base}/{bf.ADVBENCH}"], target, meta["sha256"])  # verified: kept
+        with pytest.raises(DataError, match="could not download from any source .*404"):
+            data.fetch_verified([f"{base}/missing.csv"], tmp_path / "x.csv", meta["sha256"])
+    finally:
+        server.shutdown()
+        server.server_close()
