@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .config import resolve_path
-from .data import DataError, fetch_verified
+from .data import DataError, fetch_verified, read_text
 
 MANIFEST = Path(__file__).with_name("benchmark_files.json")
 DEFAULT_DIR = "../shared/data/benchmarks"
@@ -52,8 +52,8 @@ def describe_shape(shape: dict[str, Any]) -> str:
 
 
 def _rows(path: Path, fmt: str) -> list[Any]:
-    """The rows of ``path`` as parsed objects; a parse error names the file (and line)."""
-    text = path.read_text(encoding="utf-8")
+    """The rows of ``path`` as parsed objects; a parse error, or bytes that are not UTF-8, name the file (and line)."""
+    text = read_text(path)
     if fmt == "csv":
         return list(csv.DictReader(text.splitlines()))
     if fmt == "json":
@@ -84,7 +84,7 @@ def read_checked(folder: str | Path, rel: str) -> list[dict[str, Any]]:
                                  f"`python -m radis_utils.benchmark_files download --to {Path(folder)}`")
     rows = _rows(path, shape["format"])
     if shape["format"] == "csv":
-        header = next(csv.reader(path.read_text(encoding="utf-8").splitlines()), [])
+        header = next(csv.reader(read_text(path).splitlines()), [])
         if header != shape["keys"]:
             raise BenchmarkFileError(f"{path}: header is {','.join(header)!r}; {expected}")
     if len(rows) != shape["rows"]:
