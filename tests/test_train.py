@@ -521,3 +521,62 @@ def test_a_run_killed_while_copying_its_midpoint_copies_it_when_it_resumes(tmp_p
     args, state = SimpleNamespace(output_dir=str(out / "checkpoints")), SimpleNamespace(max_steps=6, is_world_process_zero=True)
     trainer.KeepMidpoint(out).on_train_begin(args, state, None)
     assert (out / checkpoints.MIDPOINT / "checkpoint-3" / "adapter_model.safetensors").is_file() and not stale.exists()
+
+
+#: Every moment a checkpoint (or the end of a run) writes something, in the order they come:
+#: ``(function, which call of it)``; a SIGKILL lands just before that call.
+KILL_POINTS = [
+    ("transformers.trainer.Trainer.save_model", 1),                     # the first checkpoint, nothing written
+    ("transformers.trainer.Trainer._save_optimizer_and_scheduler", 1),  # its adapter written, no optimizer
+    ("transformers.trainer.Trainer._save_rng_state", 1),
+    ("transformers.trainer_callback.TrainerState.save_to_json", 1),     # no trainer_state.json
+    ("transformers.trainer.rotate_checkpoints", 3),                     # step 4: the oldest not yet rotated away
+    ("radis_utils.trainer.Ledger.on_save", 1),                          # a complete checkpoint without its ledger
+    ("radis_utils.trainer.KeepMidpoint.keep", 1),                       # the midpoint not yet copied
+    ("radis_utils.trainer.save_adapter", 1),                            # every step done, no adapter
+    ("radis_utils.train.write_json", 1),                                # the adapter written, no summary
+]
+KILL_SETTINGS = dict(train__save_steps=2, data__max_train_pairs=24, train__per_device_batch=4, train__effective_batch=8)
+
+
+def _train_killed_at(runs: str, backbone: str, target: str, call: int) -> None:  # run in a child process
+    import importlib
+    import os
+    import signal
+
+    module_name, _, attribute = target.rpartition(".")
+    owner_name, _, cls_name = module_name.rpartition(".")
+    try:
+        module = importlib.import_module(module_name)
+        owner, name = module, attribute
+    except ModuleNotFoundError:  # "module.Class.method"
+        owner, name = getattr(importlib.import_module(owner_name), cls_name), attribute
+    original, calls = getattr(owner, name), []
+
+    def dying(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == call:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return original(*args, **kwargs)
+    setattr(owner, name, dying)
+    train.train(tiny_cfg(backbone, runs, **KILL_SETTINGS), "vanilla", seed=0)
+
+
+@pytest.mark.slow  # nine training processes, each killed once
+def test_a_kill_at_every_checkpoint_writing_moment_resumes_without_loss(backbone, tmp_path, root):
+    whole = train.train(tiny_cfg(backbone, tmp_path / "whole", **KILL_SETTINGS), "vanilla", seed=0)
+    expected, fields = adapter_weights(whole), ("step", "loss", "mt_loss", "learning_rate")
+    log = [e.get(f) for e in train.train_log(whole) for f in fields]
+    for i, (target, call) in enumerate(KILL_POINTS):
+        runs = tmp_path / f"killed-{i}"
+        code = (f"from tests.test_train import _train_killed_at; "
+                f"_train_killed_at({str(runs)!r}, {str(backbone)!r}, {target!r}, {call})")
+        child = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=300)
+        assert child.returncode == -9, (target, child.returncode, child.stderr[-2000:])  # it died there
+        cfg = tiny_cfg(backbone, runs, **KILL_SETTINGS)
+        out = train.train(cfg, "vanilla", seed=0)  # resumes (or only writes what was missing)
+        got = adapter_weights(out)
+        assert got.keys() == expected.keys(), target
+        assert all(torch.allclose(got[k], expected[k], atol=1e-6) for k in got), target
+        assert [e.get(f) for e in train.train_log(out) for f in fields] == pytest.approx(log, abs=1e-6), target
+        assert train.read_summary(out)["steps"] == 6 and (out / "midpoint" / "checkpoint-3").is_dir(), target
