@@ -42,7 +42,28 @@ def tiny_chat(tiny_backbone) -> tuple[Any, Any]:
     return AutoModelForCausalLM.from_pretrained(tiny_backbone).eval(), AutoTokenizer.from_pretrained(tiny_backbone)
 
 
-class LoopbackJudge:
+class LoopbackServer:
+    """An HTTP server on 127.0.0.1 (any free port) serving ``handler`` from a thread, for a ``with`` block."""
+
+    def __init__(self, handler: type) -> None:
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def origin(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def __enter__(self) -> "LoopbackServer":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=10)
+
+
+class LoopbackJudge(LoopbackServer):
     """An OpenAI-compatible chat-completions server for a local model, on 127.0.0.1 (any free port)."""
 
     def __init__(self, model: Any, tokenizer: Any, max_requests: int = 64, max_new_tokens: int = 8,
@@ -52,12 +73,11 @@ class LoopbackJudge:
         self.requests: list[dict[str, Any]] = []   # bodies received, in order
         self.auth: list[str | None] = []           # Authorization headers received
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        super().__init__(self._handler())
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
+        return f"{self.origin}/v1"
 
     def reply(self, messages: list[dict[str, str]], max_tokens: int) -> str:
         """The model's greedy reply, as the server computes it."""
@@ -98,15 +118,6 @@ class LoopbackJudge:
 
         return Handler
 
-    def __enter__(self) -> "LoopbackJudge":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=10)
-
 
 def judge_env(monkeypatch: pytest.MonkeyPatch, base_url: str, model: str = "tiny-judge", key: str | None = None) -> None:
     """Point ``RADIS_JUDGE_*`` at an endpoint for one test."""
@@ -131,19 +142,14 @@ def free_port_url() -> str:
     return f"http://127.0.0.1:{port}/v1"
 
 
-class ScriptedServer:
+class ScriptedServer(LoopbackServer):
     """A loopback HTTP server that answers each POST with the next of ``script`` (status, headers,
     body), the last one repeating; it records every request's path and Authorization header.
     ``"garbage"`` sends a broken status line, ``"short"`` a body shorter than its Content-Length."""
 
     def __init__(self, script: list[Any]) -> None:
         self.script, self.seen = list(script), []
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def origin(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        super().__init__(self._handler())
 
     def _handler(self) -> type:
         server = self
@@ -175,15 +181,6 @@ class ScriptedServer:
             do_POST = do_GET = _answer
 
         return Handler
-
-    def __enter__(self) -> "ScriptedServer":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=10)
 
 
 def completion(text: str) -> tuple[int, dict, dict]:

@@ -116,18 +116,16 @@ def test_download_over_http_through_pooch_falls_back_to_the_next_source(benchmar
     """The real path: HTTP (pooch), from a loopback server laid out like the benchmark folder;
     a source that answers 404 is skipped for the next one."""
     import functools
-    import threading
-    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+    from http.server import SimpleHTTPRequestHandler
+
+    from tests.benchmark_helpers import LoopbackServer
 
     class Quiet(SimpleHTTPRequestHandler):
         def log_message(self, *args):
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(benchmarks_dir)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        base = f"http://127.0.0.1:{server.server_address[1]}"
+    with LoopbackServer(functools.partial(Quiet, directory=str(benchmarks_dir))) as server:
+        base = server.origin
         meta = bf.manifest()[bf.ADVBENCH]
         target = tmp_path / "fresh" / bf.ADVBENCH
         assert data.fetch_verified([f"{base}/no/such/file.csv", f"{base}/{bf.ADVBENCH}"], target, meta["sha256"])
@@ -135,6 +133,3 @@ def test_download_over_http_through_pooch_falls_back_to_the_next_source(benchmar
         assert not data.fetch_verified([f"{base}/{bf.ADVBENCH}"], target, meta["sha256"])  # verified: kept
         with pytest.raises(DataError, match="could not download from any source .*404"):
             data.fetch_verified([f"{base}/missing.csv"], tmp_path / "x.csv", meta["sha256"])
-    finally:
-        server.shutdown()
-        server.server_close()

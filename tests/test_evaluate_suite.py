@@ -143,8 +143,11 @@ def test_a_real_backbone_gets_the_general_suite_with_rp_over_what_ran(tiny_backb
                        {"n": kw["limit"], "judge": "keyword" if b == "advbench" else "exact"}) for b, s in scores.items()}
         return {"scores": scores, "details": details}
 
+    from radis_utils.evaluate import benchmarks as real
+
     monkeypatch.setitem(sys.modules, "radis_utils.evaluate.benchmarks",
-                        types.SimpleNamespace(run_general_suite=run_general_suite))
+                        types.SimpleNamespace(run_general_suite=run_general_suite, unjudged=real.unjudged,
+                                              rejudge=real.rejudge))
     cfg = real_cfg(tiny_backbone, tmp_path, alma_dir)
     base = evaluate.evaluate(cfg, evaluate.BACKBONE)
     assert base["benchmarks"] == ["gsm8k", "advbench", "mt_bench", "alpaca_eval"]
