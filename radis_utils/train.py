@@ -298,7 +298,19 @@ def _train(cfg: Config, method: str, seed: int, out: Path, key: dict[str, Any], 
             "versions": versions(),
         }
         write_json(out / "summary.json", summary)
+        keep_last_checkpoint(out / "checkpoints")
     return out
+
+
+def keep_last_checkpoint(folder: Path) -> None:
+    """A finished run needs no checkpoint to resume from: keep only its last (its Adam state is
+    chapter 08's end of training; the midpoint is copied apart), about half the adapter folder."""
+    import shutil
+
+    last = last_checkpoint(folder)
+    for old in folder.glob("checkpoint-*") if last is not None else ():
+        if old != last:
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def name_base(out: Path) -> None:

@@ -186,7 +186,7 @@ def test_the_kept_midpoint_leaves_the_run_as_it_was(backbone, tmp_path, monkeypa
     kept = train.train(tiny_cfg(backbone, tmp_path / "kept", train__save_steps=4), "vanilla", 0)
     mid = kept / "midpoint" / "checkpoint-3"
     assert (mid / "optimizer.pt").is_file() and (mid / "radis_run.json").is_file()
-    assert sorted(p.name for p in (kept / "checkpoints").iterdir()) == ["checkpoint-4", "checkpoint-6"]
+    assert sorted(p.name for p in (kept / "checkpoints").iterdir()) == ["checkpoint-6"]  # finished: the last is kept
     monkeypatch.setattr(trainer, "KeepMidpoint", lambda out: TrainerCallback())
     plain = train.train(tiny_cfg(backbone, tmp_path / "plain", train__save_steps=4), "vanilla", 0)
     assert not (plain / "midpoint").exists()
