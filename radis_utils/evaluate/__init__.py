@@ -4,12 +4,14 @@
 - ``general``: the full-scale general benchmarks (GSM8K, AdvBench, MT-Bench, AlpacaEval) as
   commands and file formats, skipped with a message when a tool or judge is missing;
 - ``scores``: relative performance (RP) and gain ratios;
-- ``suite``: evaluate one model and keep the result as JSON.
+- ``suite``: evaluate one model and keep the result as JSON;
+- ``gaps``: how a run's evaluation differs from the paper's.
 """
 
+from .gaps import evaluation_gaps
 from .scores import gain_ratio, relative_performance
 from .suite import (
-    ACCEPTANCE, BACKBONE, ResultsError, acceptance, acceptance_values, evaluate, evaluate_model, evaluation_gaps,
+    ACCEPTANCE, BACKBONE, ResultsError, acceptance, acceptance_values, evaluate, evaluate_model,
     extraction_effect, headline,
     read_results, results_path, threshold_holds,
 )
