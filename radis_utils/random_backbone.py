@@ -13,7 +13,6 @@ are noise; nothing it scores is a result.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 from pathlib import Path
@@ -83,7 +82,7 @@ def build_random(arch_path: Path, out_dir: Path) -> Path:
     model.save_pretrained(tmp)
     tok.save_pretrained(tmp)
     write_json(tmp / SOURCE_FILE, {"arch_file": str(arch_path), "chat_format": style, "build_version": BUILD_VERSION,
-                                   "arch": json.loads(arch_path.read_text(encoding="utf-8"))})
+                                   "arch": arch})
     try:
         os.replace(tmp, out_dir)
     except OSError:  # another process built it first: keep that one

@@ -29,4 +29,3 @@ def evaluation_gaps(cfg: Config) -> list[str]:
         gaps.append(f"general benchmarks on their first {cfg.eval.benchmark_limit} items")
     gaps.append("chapter 09 grades translation claims on chrF, not COMET")
     return gaps
-

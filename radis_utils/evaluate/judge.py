@@ -13,7 +13,6 @@ usable answer is ``JudgeUnavailable``; the benchmarks turn it into a skip.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from dataclasses import dataclass
