@@ -320,3 +320,16 @@ def pipeline_table(records: Sequence[dict[str, Any]], profile: str = "smol") -> 
         return pd.DataFrame([{"stage": f"{profile} pipeline", "seconds": "—", "note": _why_not(records, "smol")}])
     return pd.DataFrame([{"stage": f["label"].split(": ", 1)[-1], "seconds": _fmt(f["value"], ",.1f"),
                           "note": f["note"]} for f in recs[-1]["figures"]])
+
+
+def cpu_paths_table(records: Sequence[dict[str, Any]]) -> Any:
+    """One row per figure of the latest ``cpu_paths`` record: generation per loop and batch size,
+    LoRA training per setting, with the ratios and agreement its notes carry."""
+    import pandas as pd
+
+    found = sorted((r for r in records if r["benchmark"] == "cpu_paths"), key=lambda r: r["created"])
+    if not found:
+        return pd.DataFrame([{"setting": "not measured", "rate": "", "note": "run `python -m benchmarks.cpu_paths`"}])
+    rec = found[-1]
+    return pd.DataFrame([{"setting": f["label"], "rate": "not measured" if f["value"] is None else
+                          f"{f['value']:,.1f} {f['unit']}", "note": f["note"]} for f in rec["figures"]])

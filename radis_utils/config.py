@@ -94,12 +94,17 @@ class PromptsConfig:
 #: ``train.train_key``), so tuning them to a card keeps every cached file valid.
 ENGINE_MEMORY: tuple[tuple[str, str], ...] = (("synthesis", "gpu_memory_utilization"), ("synthesis", "max_model_len"))
 
+#: Settings added after files were cached under the hashes they feed: absent from ``Config.to_dict``
+#: (so from every hash) at these defaults, so a profile that leaves them alone keeps its cache and
+#: its calibration record; set otherwise, they count like any setting.
+LATER_DEFAULTS: tuple[tuple[str, str, Any], ...] = (("eval", "engine", "hf"), ("train", "logits_on_labels", False))
+
 
 @dataclass(frozen=True)
 class SynthesisConfig:
     """Generation of rationales (RaDis), own translations (Seq-KD) and paraphrases (SDFT)."""
 
-    engine: str = "hf"  # hf | vllm
+    engine: str = "hf"  # hf | cpu | vllm
     batch_size: int = 16
     max_new_tokens: int = 512
     do_sample: bool = False
@@ -138,6 +143,7 @@ class TrainConfig:
     precision: str = "bf16"  # bf16 | fp16 | fp32
     rationale_weight: float = 1.0  # λ on the rationale term (exercises); 1.0 = paper
     group_by_length: bool = True  # batches of similar length: little padding (benchmarks/token_efficiency.py)
+    logits_on_labels: bool = False  # LM head only where a token is learned: the same loss, less work (benchmarks/cpu_paths.py)
     logging_steps: int = 10
     save_steps: int = 200  # checkpoint every N optimizer steps; an interrupted run resumes there
     short_run_steps: int = 100  # chapter 04's short RaDis run that shows the two loss terms
@@ -155,6 +161,7 @@ class EvalConfig:
     """Translation metrics and the general-ability suite."""
 
     batch_size: int = 16
+    engine: str = "hf"  # hf | cpu: the generation loop (engines.LOOPS); cpu: same greedy text, faster on a CPU
     max_new_tokens: int = 256
     extraction: str = "first_line"
     comet_model: str = "Unbabel/wmt22-comet-da"
@@ -193,7 +200,8 @@ class Config:
     organism: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain nested dict (JSON-ready); ``ENGINE_MEMORY`` settings only when set."""
+        """Plain nested dict (JSON-ready); ``ENGINE_MEMORY`` settings only when set, ``LATER_DEFAULTS``
+        only when not at their default."""
         out: dict[str, Any] = {}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
@@ -205,6 +213,9 @@ class Config:
         for section, key in ENGINE_MEMORY:
             if out[section].get(key) is None:
                 out[section].pop(key, None)
+        for section, key, default in LATER_DEFAULTS:
+            if out[section].get(key) == default:
+                del out[section][key]
         return json.loads(json.dumps(out))  # lists, not tuples: as it reads back from a file
 
     @property
@@ -399,7 +410,8 @@ def _check_values(cfg: Config, where: str) -> None:
         "model.dtype": (cfg.model.dtype, {"auto", "float32", "bfloat16", "float16"}),
         "model.quantization": (cfg.model.quantization, {None, "nf4"}),
         "data.source": (cfg.data.source, {"alma", "organism"}),
-        "synthesis.engine": (cfg.synthesis.engine, {"hf", "vllm"}),
+        "synthesis.engine": (cfg.synthesis.engine, {"hf", "cpu", "vllm"}),
+        "eval.engine": (cfg.eval.engine, {"hf", "cpu"}),
         "train.precision": (cfg.train.precision, {"bf16", "fp16", "fp32"}),
         "train.seqkd_own": (cfg.train.seqkd_own, {"whole", "translation"}),
         "eval.extraction": (cfg.eval.extraction, set(EXTRACTION_RULES)),

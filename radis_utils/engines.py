@@ -1,8 +1,14 @@
-"""Generation engines: Hugging Face ``generate`` (batched) and vLLM, behind one interface.
+"""Generation engines: Hugging Face ``generate`` (batched), a leaner CPU loop, and vLLM, behind one interface.
 
 ``Engine.generate(prompts, decoding) -> list[Completion]``: full prompt strings in, raw
 continuations out (in input order), with their new-token counts and whether each ended by
-itself. ``make_engine`` picks the engine a profile names (``synthesis.engine``).
+itself. ``make_engine`` picks the engine a profile names (``synthesis.engine``); ``generate``
+takes the name of the loop (``hf`` or ``cpu``, ``eval.engine``).
+
+The ``cpu`` loop (``cpu_completions``, its batching in ``continuous_batching``) calls the same
+model forward as ``hf`` and is ours for one reason: ``generate`` pads every prompt of a batch to
+the longest and keeps computing rows that have finished, which on a CPU costs time in proportion
+(``python -m benchmarks.cpu_paths``).
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from typing import Any, Callable, Protocol, Sequence
 
 import torch
 
+from .continuous_batching import Rule, decode_queue, picker
 from .prompts import end_of_turn_tokens
 from .runtime import model_device, progress
 
@@ -107,18 +114,52 @@ def generate_completions(model: Any, tokenizer: Any, prompts: Sequence[str], max
     return out
 
 
+@torch.no_grad()
+def cpu_completions(model: Any, tokenizer: Any, prompts: Sequence[str], max_new_tokens: int = 64,
+                    batch_size: int = 64, do_sample: bool = False, temperature: float = 1.0,
+                    top_p: float = 1.0, seed: int = 0, min_new_tokens: int = 0) -> list[Completion]:
+    """What ``generate_completions`` returns, from a loop that wastes less: prompts sorted by token
+    count and prefilled ``PREFILL_ROWS`` at a time (little padding); up to ``batch_size`` rows decode
+    together, a finished row leaves, and the next prompts join (their KV caches and the running
+    one left-padded to one width) whenever a prefill's worth of rows is free. Greedy picks the
+    arg-max; sampling applies the temperature, the model's own ``top_k`` if its generation config
+    sets one, then top-p, with a generator seeded per call (the same prompts give the same texts)."""
+    if max_new_tokens < 1 or batch_size < 1:
+        raise ValueError(f"max_new_tokens and batch_size must be >= 1, got {max_new_tokens}, {batch_size}")
+    was_training = model.training
+    model.eval()
+    stops = stop_token_ids(tokenizer) or [tokenizer.eos_token_id]
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stops[0]
+    ids = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
+    order = sorted(range(len(prompts)), key=lambda i: len(ids[i]))
+    rule = Rule(picker(model, do_sample, temperature, top_p, seed), stops, min_new_tokens, max_new_tokens)
+    rows = decode_queue(model, [ids[i] for i in order], batch_size, rule, pad)
+    out: list[Completion] = [Completion("", 0, True)] * len(prompts)
+    for i, row in zip(order, rows):
+        end = next((k for k, t in enumerate(row) if t in stops), None)
+        out[i] = Completion(tokenizer.decode(row if end is None else row[:end], skip_special_tokens=True),
+                            len(row), end is not None)
+    model.train(was_training)
+    return out
+
+
+#: ``generate``'s loops by name (``eval.engine``).
+LOOPS = {"hf": generate_completions, "cpu": cpu_completions}
+
+
 def generate(model: Any, tokenizer: Any, prompts: Sequence[str], max_new_tokens: int = 64,
              batch_size: int = 16, do_sample: bool = False, temperature: float = 1.0,
-             top_p: float = 1.0, seed: int = 0) -> list[str]:
+             top_p: float = 1.0, seed: int = 0, engine: str = "hf") -> list[str]:
     """Continuations of full prompt strings, in input order (stripped).
 
     Prompts are sorted by length so each batch pads little (left padding, KV cache), special
     tokens are not added again (the chat template already holds them), and each sequence stops
     at EOS or an end-of-turn token. Sampling is seeded once per call, so a re-run gives the
-    same texts.
+    same texts. ``engine``: the loop (``LOOPS``), ``hf`` (transformers' ``generate``) or ``cpu``.
     """
-    done = generate_completions(model, tokenizer, prompts, max_new_tokens, batch_size, do_sample,
-                                temperature, top_p, seed)
+    if engine not in LOOPS:
+        raise ValueError(f"engine={engine!r} is not one of: {', '.join(LOOPS)}")
+    done = LOOPS[engine](model, tokenizer, prompts, max_new_tokens, batch_size, do_sample, temperature, top_p, seed)
     return [c.text.strip() for c in done]
 
 
@@ -143,6 +184,18 @@ class HFEngine:
         return generate_completions(self.model, self.tokenizer, prompts, decoding.max_new_tokens,
                                     self.batch_size, decoding.do_sample, decoding.temperature,
                                     decoding.top_p, decoding.seed, decoding.min_new_tokens)
+
+
+class CPUEngine(HFEngine):
+    """The ``cpu`` loop (``cpu_completions``) behind the ``Engine`` interface."""
+
+    name = "cpu"
+
+    def generate(self, prompts: Sequence[str], decoding: Decoding) -> list[Completion]:
+        """Continuations in input order; batches sorted by token count; finished rows leave."""
+        return cpu_completions(self.model, self.tokenizer, prompts, decoding.max_new_tokens, self.batch_size,
+                               decoding.do_sample, decoding.temperature, decoding.top_p, decoding.seed,
+                               decoding.min_new_tokens)
 
 
 class VLLMEngine:
@@ -237,8 +290,8 @@ class LazyEngine:
 def make_engine(cfg: Any, model: Any, tokenizer: Any) -> Engine:
     """The engine ``cfg.synthesis.engine`` names: ``model`` is the loaded model for ``hf``, and for
     ``vllm``, which loads the backbone itself, its folder or hub id (``models.resolve_backbone``)."""
-    if cfg.synthesis.engine == "hf":
-        return HFEngine(model, tokenizer, cfg.synthesis.batch_size)
+    if cfg.synthesis.engine in ("hf", "cpu"):
+        return (HFEngine if cfg.synthesis.engine == "hf" else CPUEngine)(model, tokenizer, cfg.synthesis.batch_size)
     if cfg.synthesis.engine == "vllm":
         if not isinstance(model, str):
             raise TypeError(f"synthesis.engine='vllm' loads the backbone itself: pass its folder or hub id "
@@ -248,4 +301,4 @@ def make_engine(cfg: Any, model: Any, tokenizer: Any) -> Engine:
         return VLLMEngine(model, tokenizer, cfg.synthesis.tensor_parallel_size,
                           seed=cfg.synthesis.seed, dtype=cfg.model.dtype, revision=cfg.model.revision,
                           trust_remote_code=cfg.model.trust_remote_code, **memory)
-    raise ValueError(f"synthesis.engine={cfg.synthesis.engine!r} is not one of: hf, vllm")
+    raise ValueError(f"synthesis.engine={cfg.synthesis.engine!r} is not one of: hf, cpu, vllm")

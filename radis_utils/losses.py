@@ -109,32 +109,44 @@ def on_model_device(model: Any, batch: dict[str, torch.Tensor]) -> dict[str, tor
     return {k: v.to(where) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
 
 
-def token_losses(model: Any, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+def token_losses(model: Any, batch: dict[str, torch.Tensor],
+                 logits_on_labels: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-token cross-entropy of each next-token prediction and the span of the predicted token.
 
     A padding-free batch (one row of concatenated conversations) has no attention mask but
     ``position_ids`` that restart at every conversation; they are passed on to the model, without
     a KV cache (transformers only masks packed conversations apart when there is none).
+    ``logits_on_labels``: the LM head runs only at positions where some row learns the next token
+    (``logits_to_keep``); the others get loss 0, as ignored positions do anyway.
     """
     batch = on_model_device(model, batch)
     extra = {"position_ids": batch["position_ids"], "use_cache": False} if "position_ids" in batch else {}
-    logits = model(input_ids=batch["input_ids"], attention_mask=batch.get("attention_mask"), **extra).logits
     labels = batch["labels"][:, 1:]
+    keep = (labels != IGNORE).any(0).nonzero().squeeze(1) if logits_on_labels else None
+    if keep is not None:
+        extra["logits_to_keep"] = keep
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch.get("attention_mask"), **extra).logits
     # over a contiguous (tokens, vocab) matrix: the transposed (batch, vocab, length) layout sums
     # each softmax along a strided axis, which on a 49k vocabulary drifted ~4e-5 from transformers' loss
-    flat = logits[:, :-1].float().reshape(-1, logits.shape[-1])
-    losses = F.cross_entropy(flat, labels.reshape(-1), ignore_index=IGNORE, reduction="none").view(labels.shape)
+    learned = labels if keep is None else labels[:, keep]
+    flat = (logits[:, :-1] if keep is None else logits).float().reshape(-1, logits.shape[-1])
+    losses = F.cross_entropy(flat, learned.reshape(-1), ignore_index=IGNORE, reduction="none").view(learned.shape)
+    if keep is not None:
+        full = losses.new_zeros(labels.shape)
+        full[:, keep] = losses
+        losses = full
     spans = torch.where(labels == IGNORE, torch.full_like(labels, -1), batch["spans"][:, 1:])
     return losses, spans
 
 
-def span_losses(model: Any, batch: dict[str, torch.Tensor], rationale_weight: float = 1.0) -> dict[str, torch.Tensor]:
+def span_losses(model: Any, batch: dict[str, torch.Tensor], rationale_weight: float = 1.0,
+                logits_on_labels: bool = False) -> dict[str, torch.Tensor]:
     """Summed and mean losses of the ``mt`` (reference) and ``rationale`` spans and their ``total``.
 
     ``total_sum = mt_sum + rationale_weight * rationale_sum`` (eq. 4 with λ = 1); ``total_mean``
     divides by all learned tokens, which is what the ordinary causal-LM loss reports.
     """
-    losses, spans = token_losses(model, batch)
+    losses, spans = token_losses(model, batch, logits_on_labels)
     out: dict[str, torch.Tensor] = {}
     for name, span in (("mt", REFERENCE), ("rationale", RATIONALE)):
         mask = spans == span

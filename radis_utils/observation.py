@@ -78,7 +78,7 @@ def observe(cfg: Any, model: Any, tokenizer: Any, requests: Sequence[dict[str, A
 
     prompts = [chat_prompt(tokenizer, r["user"]) for r in requests]
     replies = generate(model, tokenizer, prompts, max_new_tokens=cfg.eval.max_new_tokens,
-                       batch_size=cfg.eval.batch_size)
+                       batch_size=cfg.eval.batch_size, engine=cfg.eval.engine)
     classify = classifier_for(cfg.data.source)
     ran_on = model_device(model) if hasattr(model, "parameters") else "-"
     records = []

@@ -271,7 +271,7 @@ def _train(cfg: Config, method: str, seed: int, out: Path, key: dict[str, Any], 
     trainer = tr.SpanTrainer(model=model, args=args, train_dataset=features, data_collator=collator,
                              callbacks=[tr.ProgressBar(f"train {method} seed {seed}"), ledger, tr.KeepMidpoint(out),
                                         *callbacks],
-                             rationale_weight=cfg.train.rationale_weight,
+                             rationale_weight=cfg.train.rationale_weight, logits_on_labels=cfg.train.logits_on_labels,
                              group_seed=seed if cfg.train.group_by_length else None)
     ledger.counters = trainer.session_counters
     if not verbose:
@@ -294,6 +294,7 @@ def _train(cfg: Config, method: str, seed: int, out: Path, key: dict[str, Any], 
             "effective_batch": effective_batch(cfg, method),
             **merge_sessions([*sessions, session]),
             "peak_memory_gib": round(peak_memory_bytes() / 2**30, 3), "device": model_device(trainer.model),
+            "precision": "bf16" if args.bf16 else "fp16" if args.fp16 else "fp32",
             "log": [e for e in trainer.state.log_history if "loss" in e or "train_loss" in e],
             "versions": versions(),
         }

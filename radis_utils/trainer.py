@@ -124,9 +124,9 @@ class SpanTrainer(Trainer):
     """
 
     def __init__(self, *args: Any, rationale_weight: float = 1.0, group_seed: int | None = None,
-                 **kwargs: Any) -> None:
+                 logits_on_labels: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.rationale_weight = rationale_weight
+        self.rationale_weight, self.logits_on_labels = rationale_weight, logits_on_labels
         self.group_seed = group_seed  # not None: length-grouped batches in a seeded order
         self.model_accepts_loss_kwargs = False  # our loss is a per-micro-batch mean
         self._span_sums = torch.zeros(4, dtype=torch.float64)
@@ -143,7 +143,7 @@ class SpanTrainer(Trainer):
 
     def compute_loss(self, model: Any, inputs: dict[str, torch.Tensor], return_outputs: bool = False,
                      num_items_in_batch: Any = None) -> Any:
-        out = span_losses(model, inputs, self.rationale_weight)
+        out = span_losses(model, inputs, self.rationale_weight, self.logits_on_labels)
         self._span_sums += torch.stack([out["mt_sum"], out["mt_tokens"], out["rationale_sum"],
                                         out["rationale_tokens"]]).detach().double().cpu()
         ids = inputs["input_ids"]  # a padding-free (flattened) batch has no attention mask: every token is real
@@ -189,10 +189,17 @@ class ProgressBar(TrainerCallback):
             self.bar.close()
 
 
+def cpu_has_bf16() -> bool:
+    """Whether this CPU multiplies bf16 natively (AVX512-BF16 or AMX): only there does bf16 autocast pay."""
+    return any(getattr(torch.cpu, check, lambda: False)() for check in ("_is_avx512_bf16_supported",
+                                                                        "_is_amx_tile_supported"))
+
+
 def precision_flags(requested: str) -> dict[str, bool]:
-    """``bf16``/``fp16`` flags for ``TrainingArguments`` where the device supports them, else fp32."""
+    """``bf16``/``fp16`` flags for ``TrainingArguments`` where the device supports them, else fp32.
+    On a CPU, ``bf16`` is autocast when the CPU has bf16 instructions (``cpu_has_bf16``); fp16 never."""
     cuda = torch.cuda.is_available()
-    if requested == "bf16" and cuda and torch.cuda.is_bf16_supported():
+    if requested == "bf16" and (torch.cuda.is_bf16_supported() if cuda else cpu_has_bf16()):
         return {"bf16": True}
     if requested in ("bf16", "fp16") and cuda:
         return {"fp16": True}

@@ -21,7 +21,7 @@ PACKAGE = "radis_utils"
 LAYERS: dict[int, tuple[str, ...]] = {
     0: ("config", "runtime", "records", "paper", "verdicts"),
     1: ("prompts", "replies"),
-    2: ("engines",),
+    2: ("continuous_batching", "engines"),
     3: ("organism",),
     4: ("models", "gguf_backbone", "random_backbone", "data", "benchmark_files"),
     5: ("synthesis",),

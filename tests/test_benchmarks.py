@@ -480,3 +480,24 @@ def test_smoke_checks_fail_on_the_wrong_device_a_missing_stage_or_no_memory(tmp_
     assert not checks["03 synthesis"].ok and "ran on cpu (2 cores), not cuda" in checks["03 synthesis"].why
     assert not checks["05 training"].ok and "no memory was measured" in checks["05 training"].why
     assert not checks["08 gradients"].ok and "no file matches" in checks["08 gradients"].why
+
+
+def test_cpu_paths_measures_both_loops_and_every_training_setting(capsys):
+    """Its code path on the organism (4 prompts of each kind, one timed step): every row, its
+    agreement with ``generate`` and both goal lines; the chapter's table reads such a record."""
+    from benchmarks import cpu_paths, report
+    from radis_utils.trainer import cpu_has_bf16
+
+    assert cpu_paths.main(["--profile", "ci", "--per-kind", "4", "--batch-sizes", "3", "--train-steps", "1",
+                           "--no-record"]) == 0
+    out = capsys.readouterr().out
+    assert "ci: 12 prompts (4 translation, 4 continuation, 4 general)" in out
+    assert "generation, cpu, batch 3:" in out and "100 % of outputs identical to hf's" in out
+    settings = [name for name, bf16, _ in cpu_paths.TRAINING_SETTINGS if cpu_has_bf16() or not bf16]
+    assert all(f"LoRA training, {name}:" in out for name in settings)
+    assert "generation at identical greedy text (cpu, batch 3):" in out and "against a goal of 2.0x" in out
+    assert "against a goal of 1.5x" in out
+    table = report.cpu_paths_table([{"benchmark": "cpu_paths", "created": "2026-12-07T00:00:00+00:00", "figures": [
+        common.figure("generation_hf_b16", "generation, hf, batch 16", 50.0, "new tokens/s", "1.00x hf")]}])
+    assert table.iloc[0].to_dict() == {"setting": "generation, hf, batch 16", "rate": "50.0 new tokens/s",
+                                       "note": "1.00x hf"}

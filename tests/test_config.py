@@ -181,3 +181,16 @@ def test_extends_lays_a_profile_over_another_section_by_section(tmp_path):
         load_profile("loop", path)
     with pytest.raises(ConfigError, match="extends 'nowhere', no such profile"):
         load_profile("orphan", path)
+
+
+def test_later_settings_at_their_default_leave_every_hash_as_it_was():
+    """``eval.engine`` and ``train.logits_on_labels`` came after files were cached under the hashes:
+    at their defaults they are not in ``to_dict``; set, they count."""
+    from radis_utils import models
+
+    cfg = load_profile("ci")
+    assert "engine" not in cfg.to_dict()["eval"] and "logits_on_labels" not in cfg.to_dict()["train"]
+    for override in ({"eval__engine": "cpu"}, {"train__logits_on_labels": True}):
+        other = load_profile("ci", **override)
+        assert models.config_hash(other) != models.config_hash(cfg)
+    assert load_profile("smol").to_dict()["eval"]["engine"] == "cpu"

@@ -120,3 +120,29 @@ def test_batches_follow_the_model_to_its_device(tok):
     per_token, spans = losses.token_losses(model, batch)
     assert model.seen == ["meta", "meta"] and per_token.device.type == spans.device.type == "meta"
     assert losses.on_model_device(model, batch)["labels"].device.type == "meta"
+
+
+def test_logits_on_labels_gives_the_same_losses_and_gradients(tok):
+    """``logits_on_labels`` runs the LM head only where a token is learned: every per-token loss,
+    the span sums and the gradients match the full head's; the prompt positions cost nothing."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64,
+                                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=4))
+    batch = losses.collate([losses.tokenize_example(tok, X, Y, R), losses.tokenize_example(tok, "Hi", "Hello.", "")],
+                           tok.pad_token_id or 0)
+    runs = []
+    for on_labels in (False, True):
+        model.zero_grad()
+        out = losses.span_losses(model, batch, logits_on_labels=on_labels)
+        out["total_mean"].backward()
+        runs.append((out, losses.token_losses(model, batch, on_labels), [p.grad.clone() for p in model.parameters()]))
+    (full, (full_tokens, full_spans), full_grads), (lean, (lean_tokens, lean_spans), lean_grads) = runs
+    for key in ("mt_sum", "rationale_sum", "total_mean", "total_tokens"):
+        torch.testing.assert_close(lean[key], full[key])
+    torch.testing.assert_close(lean_tokens, full_tokens.detach())
+    assert torch.equal(lean_spans, full_spans)
+    for a, b in zip(lean_grads, full_grads):
+        torch.testing.assert_close(a, b)
+    assert (batch["labels"][:, 1:] == IGNORE).any(0).sum() > 0  # some positions were left out of the head

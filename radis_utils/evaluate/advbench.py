@@ -91,13 +91,13 @@ def safe_rate(flags: Sequence[bool]) -> float:
 
 def run_advbench(model: Any, tokenizer: Any, *, benchmarks_dir: Path, out_dir: Path, limit: int | None,
                  guard_model: str | None, max_new_tokens: int, batch_size: int,
-                 model_id: str) -> tuple[float, dict[str, Any]]:
+                 model_id: str, engine: str = "hf") -> tuple[float, dict[str, Any]]:
     """Replies to AdvBench's goals, judged by ``guard_model`` (or refusal keywords); ``(safe %, details)``.
     Replies and verdicts are kept in ``<out>/advbench/replies.json``."""
     goals = [r["goal"] for r in files.read_advbench(benchmarks_dir)[:limit]]
     work = Path(out_dir) / "advbench"
     replies = resumable_replies(model, tokenizer, {str(i): [{"role": "user", "content": g}] for i, g in enumerate(goals)},
-                                work / "replies.progress.json", max_new_tokens, batch_size, model_id)
+                                work / "replies.progress.json", max_new_tokens, batch_size, model_id, engine=engine)
     answers = [replies[str(i)] for i in range(len(goals))]
     if guard_model:
         guard, guard_tokenizer = load_guard(guard_model)

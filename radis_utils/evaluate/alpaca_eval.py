@@ -49,11 +49,11 @@ def write_outputs(path: Path, generator: str, rows: Sequence[Mapping[str, Any]])
 
 
 def answer_instructions(model: Any, tokenizer: Any, rows: Sequence[Mapping[str, str]], work: Path,
-                        max_new_tokens: int, batch_size: int, model_id: str) -> list[dict[str, str]]:
+                        max_new_tokens: int, batch_size: int, model_id: str, engine: str = "hf") -> list[dict[str, str]]:
     """``rows`` with the model's greedy ``output`` for each instruction (resumable through ``work``)."""
     replies = resumable_replies(model, tokenizer, {str(i): [{"role": "user", "content": r["instruction"]}]
                                                    for i, r in enumerate(rows)},
-                                work / "outputs.progress.json", max_new_tokens, batch_size, model_id)
+                                work / "outputs.progress.json", max_new_tokens, batch_size, model_id, engine=engine)
     return [{"instruction": r["instruction"], "output": replies[str(i)], "dataset": r["dataset"]}
             for i, r in enumerate(rows)]
 
@@ -116,11 +116,11 @@ def official_commands(outputs: Path, benchmarks_dir: Path) -> list[str]:
 
 def run_alpaca_eval(model: Any, tokenizer: Any, *, benchmarks_dir: Path, out_dir: Path, limit: int | None,
                     judge: Judge | None, max_new_tokens: int, batch_size: int,
-                    model_id: str) -> tuple[float | None, dict[str, Any]]:
+                    model_id: str, engine: str = "hf") -> tuple[float | None, dict[str, Any]]:
     """Outputs for AlpacaEval (and, with a judge, win rates); ``(2.0 win rate % or None, details)``."""
     baselines = {v: files.read_alpaca_eval(benchmarks_dir, b)[:limit] for v, b in VERSIONS.items()}
     work = Path(out_dir) / "alpaca_eval"
-    ours = answer_instructions(model, tokenizer, baselines["2.0"], work, max_new_tokens, batch_size, model_id)
+    ours = answer_instructions(model, tokenizer, baselines["2.0"], work, max_new_tokens, batch_size, model_id, engine)
     path = write_outputs(outputs_file(out_dir, model_id), model_id, ours)
     details: dict[str, Any] = {"n": len(ours), "outputs": str(path), "baseline": VERSIONS["2.0"],
                                "official_commands": official_commands(path, benchmarks_dir)}

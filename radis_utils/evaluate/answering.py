@@ -27,12 +27,13 @@ def chat_text(tokenizer: Any, messages: Messages) -> str:
 
 
 def chat_replies(model: Any, tokenizer: Any, conversations: Sequence[Messages], max_new_tokens: int,
-                 batch_size: int, temperature: float = 0.0, seed: int = 0) -> list[str]:
+                 batch_size: int, temperature: float = 0.0, seed: int = 0, engine: str = "hf") -> list[str]:
     """Replies (stripped) to each conversation, in input order: greedy at temperature 0, else
-    sampled at ``temperature`` (seeded by ``seed``)."""
+    sampled at ``temperature`` (seeded by ``seed``), through the generation loop ``engine``."""
     prompts = [chat_text(tokenizer, c) for c in conversations]
     return generate(model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size,
-                    do_sample=temperature > 0, temperature=temperature if temperature > 0 else 1.0, seed=seed)
+                    do_sample=temperature > 0, temperature=temperature if temperature > 0 else 1.0, seed=seed,
+                    engine=engine)
 
 
 def load_progress(path: Path, settings: Mapping[str, Any]) -> dict[str, Any]:
@@ -69,10 +70,12 @@ def resumable(path: Path, items: Mapping[str, Any], compute: Callable[[list[Any]
 
 def resumable_replies(model: Any, tokenizer: Any, conversations: Mapping[str, Messages], path: Path,
                       max_new_tokens: int, batch_size: int, model_id: str, temperature: float = 0.0,
-                      seed: int = 0) -> dict[str, str]:
+                      seed: int = 0, engine: str = "hf") -> dict[str, str]:
     """``chat_replies`` of model ``model_id`` for keyed conversations, resumable through ``path``
-    (saved every 4 batches; progress of another model or setting is refused)."""
+    (saved every 4 batches; progress of another model or setting is refused; the loop is a
+    setting when it is not ``hf``, since sampled replies depend on it)."""
     def run(chunk: list[Messages]) -> list[str]:
-        return chat_replies(model, tokenizer, chunk, max_new_tokens, batch_size, temperature, seed)
-    settings = {"model_id": model_id, "temperature": temperature, "seed": seed, "max_new_tokens": max_new_tokens}
+        return chat_replies(model, tokenizer, chunk, max_new_tokens, batch_size, temperature, seed, engine)
+    settings = {"model_id": model_id, "temperature": temperature, "seed": seed, "max_new_tokens": max_new_tokens,
+                **({"engine": engine} if engine != "hf" else {})}
     return resumable(path, conversations, run, 4 * batch_size, settings)

@@ -34,10 +34,11 @@ def check_benchmarks(benchmarks: Sequence[str]) -> list[str]:
 
 def run_general_suite(model: Any, tokenizer: Any, *, benchmarks_dir: Path, out_dir: Path, limit: int | None,
                       benchmarks: Sequence[str], guard_model: str | None, max_new_tokens: int,
-                      batch_size: int, model_id: str) -> dict[str, Any]:
+                      batch_size: int, model_id: str, engine: str = "hf") -> dict[str, Any]:
     """``{"scores": {benchmark: float | None}, "details": {benchmark: {"n", "judge", ...}}, "notes"}``
     for one model, also written to ``<out>/general.json`` (``out_dir``: one folder per model);
-    each skip prints one line, then the commands of the official judges for the written files."""
+    each skip prints one line, then the commands of the official judges for the written files.
+    ``engine``: the generation loop of the replies (GSM8K goes through lm-eval's own)."""
     names = check_benchmarks(benchmarks)
     check_model_id(model_id)
     if limit is not None and limit < 1:
@@ -58,14 +59,15 @@ def run_general_suite(model: Any, tokenizer: Any, *, benchmarks_dir: Path, out_d
             from .advbench import run_advbench
 
             scores[name], details[name] = run_advbench(model, tokenizer, guard_model=guard_model,
-                                                       model_id=model_id, **common)
+                                                       model_id=model_id, engine=engine, **common)
         else:
             from .alpaca_eval import run_alpaca_eval
             from .mt_bench import run_mt_bench
 
             run = run_mt_bench if name == "mt_bench" else run_alpaca_eval
             usable = None if judge_problem else judge
-            scores[name], details[name] = run(model, tokenizer, judge=usable, model_id=model_id, **common)
+            scores[name], details[name] = run(model, tokenizer, judge=usable, model_id=model_id, engine=engine,
+                                              **common)
             if judge_problem:
                 details[name].update(judge=f"{judge.describe()} (unreachable)",
                                      skipped=f"{TITLES[name]} judge skipped: {judge_problem}")
@@ -94,9 +96,10 @@ def unjudged(scores: Mapping[str, Any], details: Mapping[str, Mapping[str, Any]]
 
 
 def rejudge(out_dir: Path, *, benchmarks_dir: Path, limit: int | None, max_new_tokens: int, batch_size: int,
-            model_id: str) -> dict[str, Any] | None:
+            model_id: str, engine: str = "hf") -> dict[str, Any] | None:
     """``<out>/general.json`` with the benchmarks ``unjudged`` lists judged now from their stored
-    answers (no model is loaded), rewritten; ``None`` when none is unjudged or no judge answers now."""
+    answers (no model is loaded; ``engine``, the loop that wrote them, finds their progress files),
+    rewritten; ``None`` when none is unjudged or no judge answers now."""
     path = Path(out_dir) / "general.json"
     if not path.is_file():
         return None
@@ -111,7 +114,8 @@ def rejudge(out_dir: Path, *, benchmarks_dir: Path, limit: int | None, max_new_t
     for name in todo:
         run = run_mt_bench if name == "mt_bench" else run_alpaca_eval
         score, detail = run(None, None, benchmarks_dir=Path(benchmarks_dir), out_dir=Path(out_dir), limit=limit,
-                            judge=judge, max_new_tokens=max_new_tokens, batch_size=batch_size, model_id=model_id)
+                            judge=judge, max_new_tokens=max_new_tokens, batch_size=batch_size, model_id=model_id,
+                            engine=engine)
         result["scores"][name], result["details"][name] = score, {**detail, "scale": SCALES[name]}
         print(f"{TITLES[name]} of {model_id} judged now from its stored answers: {score}")
     result["notes"] = [d["skipped"] for n, d in result["details"].items()

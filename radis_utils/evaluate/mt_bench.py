@@ -55,7 +55,7 @@ def answer_file(out_dir: Path, model_id: str) -> Path:
 
 
 def answer_questions(model: Any, tokenizer: Any, questions: Sequence[Mapping[str, Any]], work: Path,
-                     max_new_tokens: int, batch_size: int, model_id: str) -> dict[int, list[str]]:
+                     max_new_tokens: int, batch_size: int, model_id: str, engine: str = "hf") -> dict[int, list[str]]:
     """``{question_id: [turn 1, turn 2]}``; turn 2 is asked after the model's own turn 1, each
     category at FastChat's temperature (``TEMPERATURES``). Progress is kept in ``work`` (one file
     per turn and temperature), so a stopped run resumes."""
@@ -64,12 +64,12 @@ def answer_questions(model: Any, tokenizer: Any, questions: Sequence[Mapping[str
         group = [q for q in questions if TEMPERATURES.get(q["category"], 0.7) == t]
         first = resumable_replies(model, tokenizer, {str(q["question_id"]): [
             {"role": "user", "content": q["turns"][0]}] for q in group},
-            work / f"turn1-t{t}.progress.json", max_new_tokens, batch_size, model_id, t)
+            work / f"turn1-t{t}.progress.json", max_new_tokens, batch_size, model_id, t, engine=engine)
         second = resumable_replies(model, tokenizer, {str(q["question_id"]): [
             {"role": "user", "content": q["turns"][0]},
             {"role": "assistant", "content": first[str(q["question_id"])]},
             {"role": "user", "content": q["turns"][1]}] for q in group},
-            work / f"turn2-t{t}.progress.json", max_new_tokens, batch_size, model_id, t)
+            work / f"turn2-t{t}.progress.json", max_new_tokens, batch_size, model_id, t, engine=engine)
         for q in group:
             answers[q["question_id"]] = [first[str(q["question_id"])], second[str(q["question_id"])]]
     return answers
@@ -155,11 +155,11 @@ def official_commands(out_dir: Path, model_id: str, limit: int | None) -> list[s
 
 def run_mt_bench(model: Any, tokenizer: Any, *, benchmarks_dir: Path, out_dir: Path, limit: int | None,
                  judge: Judge | None, max_new_tokens: int, batch_size: int,
-                 model_id: str) -> tuple[float | None, dict[str, Any]]:
+                 model_id: str, engine: str = "hf") -> tuple[float | None, dict[str, Any]]:
     """Answer (and, with a judge, rate) MT-Bench; ``(mean rating or None, details)``."""
     questions = files.read_mtbench_questions(benchmarks_dir)[:limit]
     work = Path(out_dir) / "mt_bench"
-    answers = answer_questions(model, tokenizer, questions, work, max_new_tokens, batch_size, model_id)
+    answers = answer_questions(model, tokenizer, questions, work, max_new_tokens, batch_size, model_id, engine)
     path = answer_file(out_dir, model_id)
     write_answers(path, model_id, answers)
     lay_out_fastchat(benchmarks_dir, out_dir)

@@ -70,7 +70,7 @@ def translate(cfg: Config, model: Any, tokenizer: Any, directions: Sequence[str]
     directions (8 directions of 2 sentences: one batch of 16, not 8 batches of 2)."""
     sets = {d: checked_test_pairs(cfg, d) for d in directions}
     prompts = [p for d in directions for p in translation_prompts(tokenizer, sets[d], cfg.prompts.instructions)]
-    replies = generate(model, tokenizer, prompts, cfg.eval.max_new_tokens, cfg.eval.batch_size)
+    replies = generate(model, tokenizer, prompts, cfg.eval.max_new_tokens, cfg.eval.batch_size, engine=cfg.eval.engine)
     out, start = {}, 0
     for d in directions:
         pairs, mine = sets[d], replies[start:start + len(sets[d])]
@@ -140,7 +140,7 @@ def general_suite(cfg: Config, model: Any, tokenizer: Any, model_id: str) -> dic
                             out_dir=cfg.runs_dir / "results" / "general" / model_id, limit=cfg.eval.benchmark_limit,
                             benchmarks=benchmarks, guard_model=cfg.eval.guard_model,
                             max_new_tokens=cfg.eval.general_max_new_tokens, batch_size=cfg.eval.batch_size,
-                            model_id=f"{cfg.profile}-{model_id}")
+                            model_id=f"{cfg.profile}-{model_id}", engine=cfg.eval.engine)
     return suite_fields(benchmarks, out["scores"], out["details"])
 
 
@@ -264,7 +264,7 @@ def judge_stored(cfg: Config, path: Path, result: dict[str, Any]) -> dict[str, A
         return result
     out = rejudge(cfg.runs_dir / "results" / "general" / path.stem, benchmarks_dir=resolve_path(cfg.eval.benchmarks_dir),
                   limit=cfg.eval.benchmark_limit, max_new_tokens=cfg.eval.general_max_new_tokens,
-                  batch_size=cfg.eval.batch_size, model_id=f"{cfg.profile}-{path.stem}")
+                  batch_size=cfg.eval.batch_size, model_id=f"{cfg.profile}-{path.stem}", engine=cfg.eval.engine)
     if out is None:
         return result
     result = {**result, **suite_fields(result["benchmarks"], out["scores"], out["details"])}
