@@ -26,6 +26,7 @@ or missed, by how much. A record goes to ``benchmarks/records/cpu_paths-<device>
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from typing import Any, Callable, Sequence
 
@@ -153,6 +154,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from radis_utils.runtime import apply_runtime
     from radis_utils.trainer import cpu_has_bf16
 
+    argv = list(sys.argv[1:] if argv is None else argv)
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--profile", default="smol")
     ap.add_argument("--per-kind", type=int, default=32, help="prompts of each kind (default 32)")
@@ -190,7 +192,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not cpu_has_bf16():
         figures.append(figure("training_bf16", "LoRA training, bf16 autocast", None,
                               note="not measured: this CPU has no bf16 instructions (AVX512-BF16 or AMX)"))
-    record = make_record("cpu_paths", "cpu_paths", command_line("benchmarks.cpu_paths", list(argv or [])), figures,
+    record = make_record("cpu_paths", "cpu_paths", command_line("benchmarks.cpu_paths", argv), figures,
                          settings={"profile": args.profile, "prompts": {k: len(v) for k, v in kinds.items()},
                                    "max_new_tokens": args.max_new_tokens, "train_steps": args.train_steps,
                                    "per_device_batch": cfg.train.per_device_batch,
