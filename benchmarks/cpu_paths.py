@@ -28,9 +28,10 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 from benchmarks.common import command_line, figure, make_record, print_figures, quiet_progress, write_record
+from benchmarks.hf_batching import timed
 
 GENERATION_GOAL = 2.0
 TRAINING_GOAL = 1.5
@@ -55,12 +56,6 @@ def prompt_set(cfg: Any, tokenizer: Any, per_kind: int) -> dict[str, list[str]]:
     general = [chat_prompt(tokenizer, row["instruction"])
                for row in read_alpaca_eval(resolve_path(cfg.eval.benchmarks_dir))[:per_kind]]
     return {"translation": translation[:per_kind], "continuation": continuation, "general": general}
-
-
-def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
-    start = time.perf_counter()
-    out = fn()
-    return out, time.perf_counter() - start
 
 
 def generation_rows(model: Any, tokenizer: Any, prompts: Sequence[str], max_new_tokens: int,

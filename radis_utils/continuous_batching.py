@@ -69,6 +69,7 @@ def decode_queue(model: Any, queue: Sequence[list[int]], batch_size: int, rule: 
     live: list[int] = []  # queue index of each row in the running batch
     state: tuple[Any, torch.Tensor, torch.Tensor] | None = None  # (cache, mask, next input token)
     taken = 0
+    cache_name = cache_argument(model)
     bar = progress(desc="generating", total=len(queue), unit="prompt")
     while taken < len(queue) or live:
         free = batch_size - len(live)
@@ -87,7 +88,7 @@ def decode_queue(model: Any, queue: Sequence[list[int]], batch_size: int, rule: 
         cache, mask, tokens = state
         mask = torch.cat([mask, mask.new_ones(mask.shape[0], 1)], dim=1)
         logits = model(input_ids=tokens[:, None], attention_mask=mask, position_ids=mask.sum(-1, keepdim=True) - 1,
-                       use_cache=True, **{cache_argument(model): cache}).logits[:, -1].float()
+                       use_cache=True, **{cache_name: cache}).logits[:, -1].float()
         tokens, going = rule.step(logits, live, rows)
         bar.update(len(live) - len(going))
         state = _select((cache, mask, tokens), going, len(live)) if going else None

@@ -106,12 +106,18 @@ def generate_completions(model: Any, tokenizer: Any, prompts: Sequence[str], max
                              eos_token_id=stops, **sampling)
         new = gen[:, enc["input_ids"].shape[1]:].tolist()
         for i, row in zip(idx, new):
-            end = next((k for k, t in enumerate(row) if t in stops), None)
-            content = row if end is None else row[:end]
-            text = tokenizer.decode(content, skip_special_tokens=True)
-            out[i] = Completion(text, len(content) + (end is not None), end is not None)
+            out[i] = completion_of(tokenizer, row, stops)
     model.train(was_training)
     return out
+
+
+def completion_of(tokenizer: Any, row: Sequence[int], stops: Sequence[int]) -> Completion:
+    """A ``Completion`` from a row of new token ids: cut at its first stop token (which counts as
+    a new token, and anything after it, padding, does not)."""
+    end = next((k for k, t in enumerate(row) if t in stops), None)
+    content = row if end is None else row[:end]
+    return Completion(tokenizer.decode(content, skip_special_tokens=True), len(content) + (end is not None),
+                      end is not None)
 
 
 @torch.no_grad()
@@ -136,9 +142,7 @@ def cpu_completions(model: Any, tokenizer: Any, prompts: Sequence[str], max_new_
     rows = decode_queue(model, [ids[i] for i in order], batch_size, rule, pad)
     out: list[Completion] = [Completion("", 0, True)] * len(prompts)
     for i, row in zip(order, rows):
-        end = next((k for k, t in enumerate(row) if t in stops), None)
-        out[i] = Completion(tokenizer.decode(row if end is None else row[:end], skip_special_tokens=True),
-                            len(row), end is not None)
+        out[i] = completion_of(tokenizer, row, stops)
     model.train(was_training)
     return out
 
@@ -164,7 +168,8 @@ def generate(model: Any, tokenizer: Any, prompts: Sequence[str], max_new_tokens:
 
 
 class HFEngine:
-    """Batched Hugging Face generation (``generate_completions``) behind the ``Engine`` interface."""
+    """Batched Hugging Face generation (``generate_completions``) behind the ``Engine`` interface;
+    a subclass names another of ``LOOPS``."""
 
     name = "hf"
 
@@ -180,22 +185,16 @@ class HFEngine:
         """Nothing to release: the model belongs to the caller."""
 
     def generate(self, prompts: Sequence[str], decoding: Decoding) -> list[Completion]:
-        """Continuations in input order; batches sorted by length; sampling seeded per call."""
-        return generate_completions(self.model, self.tokenizer, prompts, decoding.max_new_tokens,
-                                    self.batch_size, decoding.do_sample, decoding.temperature,
-                                    decoding.top_p, decoding.seed, decoding.min_new_tokens)
+        """Continuations in input order, from the loop ``LOOPS[self.name]``; sampling seeded per call."""
+        return LOOPS[self.name](self.model, self.tokenizer, prompts, decoding.max_new_tokens, self.batch_size,
+                                decoding.do_sample, decoding.temperature, decoding.top_p, decoding.seed,
+                                decoding.min_new_tokens)
 
 
 class CPUEngine(HFEngine):
     """The ``cpu`` loop (``cpu_completions``) behind the ``Engine`` interface."""
 
     name = "cpu"
-
-    def generate(self, prompts: Sequence[str], decoding: Decoding) -> list[Completion]:
-        """Continuations in input order; batches sorted by token count; finished rows leave."""
-        return cpu_completions(self.model, self.tokenizer, prompts, decoding.max_new_tokens, self.batch_size,
-                               decoding.do_sample, decoding.temperature, decoding.top_p, decoding.seed,
-                               decoding.min_new_tokens)
 
 
 class VLLMEngine:
