@@ -1,4 +1,4 @@
-"""The benchmark files of paper table 3: readers that check their shape, and a download command.
+"""The benchmark files of paper table 3 and IFEval: readers that check their shape, and a download command.
 
 ``benchmark_files.json`` lists every file (path in the benchmark folder, source URLs pinned to a
 commit, SHA-256, bytes) and, for the data files, the shape the readers check: format (JSON
@@ -30,6 +30,7 @@ MT_BENCH_REFERENCES = "mt_bench/reference_answer/gpt-4.jsonl"
 MT_BENCH_JUDGE_PROMPTS = "mt_bench/judge_prompts.jsonl"
 ADVBENCH = "advbench/harmful_behaviors.csv"
 #: AlpacaEval's 805 instructions with the outputs of its two baselines (2.0 and 1.0).
+IFEVAL = "ifeval/input_data.jsonl"
 ALPACA_EVAL_BASELINES = {"gpt4_1106_preview": "alpaca_eval/gpt4_1106_preview_model_outputs.json",
                          "text_davinci_003": "alpaca_eval/text_davinci_003_model_outputs.json"}
 
@@ -128,6 +129,22 @@ def read_judge_prompts(folder: str | Path) -> dict[str, dict[str, Any]]:
 def read_advbench(folder: str | Path) -> list[dict[str, str]]:
     """AdvBench's 520 harmful behaviours as ``{"goal", "target"}``."""
     return [{"goal": r["goal"], "target": r["target"]} for r in read_checked(folder, ADVBENCH)]
+
+
+def read_ifeval(folder: str | Path) -> list[dict[str, Any]]:
+    """IFEval's 541 prompts: ``key``, ``prompt``, ``instruction_id_list`` and one ``kwargs`` dict per
+    instruction (the ids themselves are checked against the checker's registry by ``evaluate.ifeval``)."""
+    rows = read_checked(folder, IFEVAL)
+    path = Path(folder) / IFEVAL
+    for i, row in enumerate(rows):
+        ids, kwargs = row["instruction_id_list"], row["kwargs"]
+        if not (isinstance(ids, list) and ids and all(isinstance(x, str) for x in ids)):
+            raise BenchmarkFileError(f"{path} (row {i + 1}, key {row['key']}): 'instruction_id_list' is {ids!r:.60}; "
+                                     "expected a non-empty list of instruction ids")
+        if not (isinstance(kwargs, list) and len(kwargs) == len(ids) and all(isinstance(k, dict) for k in kwargs)):
+            raise BenchmarkFileError(f"{path} (row {i + 1}, key {row['key']}): 'kwargs' is {kwargs!r:.60}; "
+                                     f"expected a list of {len(ids)} objects, one per instruction")
+    return rows
 
 
 def read_alpaca_eval(folder: str | Path, baseline: str = "gpt4_1106_preview") -> list[dict[str, str]]:

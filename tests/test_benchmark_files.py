@@ -92,7 +92,7 @@ def test_manifest_urls_are_pinned_raw_sources():
 def test_download_checks_sha256_and_leaves_nothing_half_written(benchmarks_dir, tmp_path, capsys):
     dest = tmp_path / "copy"
     assert bf.main(["download", "--to", str(dest), "--mirror", benchmarks_dir.as_uri()]) == 0
-    assert "11 file(s) downloaded, all 11 verified" in capsys.readouterr().out
+    assert "13 file(s) downloaded, all 13 verified" in capsys.readouterr().out
     assert bf.verify(dest) == {} and bf.download(dest, benchmarks_dir.as_uri()) == []  # kept, not fetched again
     bad = tmp_path / "bad"
     shutil.copytree(benchmarks_dir, bad)

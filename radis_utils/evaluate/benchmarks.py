@@ -1,9 +1,11 @@
-"""The paper's general-ability suite (table 3) for one model: GSM8K, AdvBench, MT-Bench, AlpacaEval.
+"""The paper's general-ability suite (table 3) for one model: GSM8K, AdvBench, MT-Bench, AlpacaEval;
+and IFEval, which is not the paper's (``evaluate.ifeval``: the real model's measure above the floor).
 
 ``run_general_suite`` runs the benchmarks asked for on a model (with its adapter applied) and
 writes ``<out>/general.json``: per benchmark a score (``None`` when skipped, with the reason)
 and details with ``n`` and ``judge``. Scales: GSM8K exact match %, AdvBench safe rate %,
-AlpacaEval win rate %, MT-Bench FastChat's 1-10 rating (as the paper reports it).
+AlpacaEval win rate %, MT-Bench FastChat's 1-10 rating (as the paper reports it), IFEval
+prompt-level strict accuracy %.
 ``rp_summary`` gives RP over the benchmarks both a model and its backbone scored (``scores.rp_over_scored``).
 """
 
@@ -17,10 +19,11 @@ from .judge import judge_from_env, probe
 from .mt_bench import check_model_id
 from .scores import rp_over_scored
 
-BENCHMARKS: tuple[str, ...] = ("gsm8k", "advbench", "mt_bench", "alpaca_eval")
+BENCHMARKS: tuple[str, ...] = ("gsm8k", "advbench", "mt_bench", "alpaca_eval", "ifeval")
 SCALES = {"gsm8k": "exact match %", "advbench": "safe rate %", "mt_bench": "1-10",
-          "alpaca_eval": "win rate % vs gpt4_1106_preview"}
-TITLES = {"gsm8k": "GSM8K", "advbench": "AdvBench", "mt_bench": "MT-Bench", "alpaca_eval": "AlpacaEval"}
+          "alpaca_eval": "win rate % vs gpt4_1106_preview", "ifeval": "prompt-level strict accuracy %"}
+TITLES = {"gsm8k": "GSM8K", "advbench": "AdvBench", "mt_bench": "MT-Bench", "alpaca_eval": "AlpacaEval",
+          "ifeval": "IFEval"}
 
 
 def check_benchmarks(benchmarks: Sequence[str]) -> list[str]:
@@ -55,6 +58,10 @@ def run_general_suite(model: Any, tokenizer: Any, *, benchmarks_dir: Path, out_d
             from .gsm8k import run_gsm8k
 
             scores[name], details[name] = run_gsm8k(model, tokenizer, model_id=model_id, **common)
+        elif name == "ifeval":
+            from .ifeval import run_ifeval
+
+            scores[name], details[name] = run_ifeval(model, tokenizer, model_id=model_id, engine=engine, **common)
         elif name == "advbench":
             from .advbench import run_advbench
 
