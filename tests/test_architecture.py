@@ -28,7 +28,7 @@ LAYERS: dict[int, tuple[str, ...]] = {
     6: ("losses", "checkpoints", "trainer", "train", "memory"),
     7: ("evaluate",),
     8: ("observation", "ablation", "gradients"),
-    9: ("summary", "calibration", "machines", "claims", "plots", "runbook", "browser"),
+    9: ("summary", "calibration", "machines", "claims", "plots", "runbook", "browser", "study"),
 }
 
 
