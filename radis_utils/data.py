@@ -175,6 +175,12 @@ def alma_test_file(alma_dir: str | Path, src: str, tgt: str) -> Path:
     return folder / f"test.{src}-{tgt}.json"
 
 
+def alma_valid_file(alma_dir: str | Path, src: str, tgt: str) -> Path:
+    """``human_written_data/XXen/valid.XX-en.json``: WMT'21 test, ALMA's validation split (both directions)."""
+    folder, other = _alma_folder(alma_dir, src, tgt)
+    return folder / f"valid.{other}-en.json"
+
+
 def training_pairs(cfg: Config, direction: str) -> list[Pair]:
     """Training pairs of one direction: ALMA's human-written data, or the organism's stage-2 pairs."""
     src, tgt = parse_direction(direction)
@@ -219,6 +225,16 @@ def test_pairs(cfg: Config, direction: str, n: int | None = None, seed: int = 0)
     pairs = read_parallel(path, src, tgt)
     limit = n or cfg.data.max_test_pairs
     return pairs[:limit] if limit else pairs
+
+
+def valid_pairs(cfg: Config, direction: str, n: int) -> list[Pair]:
+    """The first ``n`` pairs of ALMA's validation split (WMT'21) for ``direction``: what settings are
+    tuned on, disjoint from training (WMT'17-'20, Flores) and test (WMT'22)."""
+    if cfg.data.source == "organism":
+        raise ValueError("valid_pairs: the organism has no validation split; it was tuned on world 0 "
+                         "(calibration.TUNED)")
+    src, tgt = parse_direction(direction)
+    return read_parallel(alma_valid_file(resolve_path(cfg.data.alma_dir), src, tgt), src, tgt)[:n]
 
 
 # --- download ------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from radis_utils.config import (
 
 
 def test_the_profiles_load():
-    assert profile_names() == ["ci", "smol", "qlora", "a100", "a100-tiny", "qlora-tiny"]
+    assert profile_names() == ["ci", "smol", "smol-study", "qlora", "a100", "a100-tiny", "qlora-tiny"]
     assert profile_names(derived=False) == ["ci", "smol", "qlora", "a100"]
     for name in profile_names():
         cfg = load_profile(name)
@@ -47,7 +47,7 @@ def test_no_profile_trusts_remote_code():
 
 
 def test_unknown_profile_lists_valid_ones():
-    with pytest.raises(ConfigError, match="valid profiles: ci, smol, qlora, a100"):
+    with pytest.raises(ConfigError, match="valid profiles: ci, smol, smol-study, qlora, a100"):
         load_profile("h100")
 
 

@@ -142,3 +142,16 @@ def test_download_checks_every_file(tmp_path, monkeypatch):
 def test_manifest_matches_the_shared_copy(alma_dir, tmp_path):
     fetched = data.download_alma(tmp_path / "copy", base_url=alma_dir.as_uri())
     assert len(fetched) == len(json.loads(data.MANIFEST.read_text())["files"]) == 25
+
+
+def test_validation_split_is_wmt21_and_disjoint_from_training_and_test(alma_dir):
+    cfg = load_profile("smol", data={"alma_dir": str(alma_dir), "max_train_pairs": None, "max_test_pairs": None})
+    for direction in ("de-en", "cs-en"):
+        valid = data.valid_pairs(cfg, direction, 1002)
+        back = data.valid_pairs(cfg, "-".join(reversed(direction.split("-"))), 1002)
+        assert len(valid) == 1002 and [p.source for p in valid] == [p.reference for p in back]
+        seen = {p.source for p in data.training_pairs(cfg, direction)} | {p.source for p in data.test_pairs(cfg, direction)}
+        assert not seen & {p.source for p in valid}
+    assert len(data.valid_pairs(cfg, "de-en", 5)) == 5
+    with pytest.raises(ValueError, match="organism has no validation split"):
+        data.valid_pairs(load_profile("ci"), "de-en", 5)

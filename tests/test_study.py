@@ -3,14 +3,22 @@ replies cut by the cap."""
 
 from __future__ import annotations
 
+import pytest
+
 from radis_utils.study import pilot
+from tests.benchmark_helpers import tiny_chat  # noqa: F401
 
 
-def test_sentence_chrf_cuts_replies_by_the_rule_and_scores_each():
+def test_sentence_chrf_scores_each_sentence_like_a_corpus_of_one():
+    from radis_utils.evaluate.translation import corpus_metrics, sentence_chrf
+
     refs = ["The cat sat on the mat.", "A dog barked."]
-    replies = ["The cat sat on the mat.\nThat is the translation.", "Something else entirely"]
-    scores = pilot.sentence_chrf(replies, refs, "first_line")
+    hyps = ["The cat sat on the mat.", "Something else entirely"]
+    scores = sentence_chrf(hyps, refs)
     assert scores[0] == 100.0 and 0 <= scores[1] < 30
+    assert scores[1] == pytest.approx(corpus_metrics(hyps[1:], refs[1:], "en")["chrf"], abs=0.01)
+    with pytest.raises(ValueError):
+        sentence_chrf(hyps, refs[:1])
 
 
 def test_spread_and_capped_share(tiny_backbone):
@@ -22,3 +30,97 @@ def test_spread_and_capped_share(tiny_backbone):
     n_long = len(tokenizer(long, add_special_tokens=False)["input_ids"])
     assert pilot.capped_share(tokenizer, [long, "word"], n_long) == 50.0
     assert pilot.capped_share(tokenizer, [long, "word"], n_long + 5) == 0.0
+
+
+def test_power_matches_the_textbook_formula_and_inverts():
+    import math
+
+    from radis_utils.study import power
+
+    # two-sided 5 %, power 80 %: (1.96 + 0.8416)^2 = 7.849 per unit of (sd/delta)^2
+    assert power.items_needed(10.0, 2.0) == math.ceil(7.849 * 25)
+    assert power.detectable(10.0, power.items_needed(10.0, 2.0)) <= 2.0
+    assert power.detectable(10.0, 100) == pytest.approx(2.8016, abs=1e-3)
+    assert power.sd_of_difference(10.0, 0.5) == pytest.approx(10.0)
+    assert power.sd_of_difference(10.0, 0.0) == pytest.approx(10 * math.sqrt(2))
+    assert power.binary_sd(30.0) == pytest.approx(45.8258, abs=1e-3)
+    for bad in (lambda: power.items_needed(1.0, 0.0), lambda: power.detectable(1.0, 1),
+                lambda: power.sd_of_difference(1.0, 1.5)):
+        with pytest.raises(ValueError):
+            bad()
+    pilot_record = {"measures": {"ifeval": {"prompt_level_strict_acc": 30.0},
+                                 "translation": {"directions": {"de-en": {"chrf": 15.0, "sentence_chrf": {"sd": 8.0}}}}}}
+    row = power.ifeval_row(pilot_record, 5.0, "a tenth of the paper's drop", 300)
+    assert row["items_needed"] == power.items_needed(power.binary_sd(30.0), 5.0) and row["chosen_n"] == 300
+    row = power.translation_row(pilot_record, "de-en", 2.0, "issue's 1-2 chrF", 200)
+    assert row["per_item_sd"] == 8.0 and row["detectable_at_chosen_n"] == pytest.approx(power.detectable(8.0, 200), abs=0.01)
+
+
+def test_tuning_scores_validation_sentences_and_chooses_the_best(tiny_chat, alma_dir):
+    from radis_utils.config import load_profile
+    from radis_utils.study import tune
+
+    cfg = load_profile(tune.STUDY, data={"alma_dir": str(alma_dir)}, eval={"engine": "hf", "max_new_tokens": 4})
+    scores = tune.valid_chrf(cfg, *tiny_chat, n=2)
+    assert list(scores) == list(cfg.data.directions)
+    assert all(0 <= v["chrf"] <= 100 and len(v["sentences"]) == 2 for v in scores.values())
+    assert tune.choose({"lr0.001": {"mean": 20.0}, "lr0.002": {"mean": 21.5}, "lr0.0005": {"mean": 21.5}}) == "lr0.002"
+    assert any(t.setting == "train.learning_rate" for t in tune.TUNED)
+
+
+def test_plan_orders_every_job_after_what_it_needs():
+    from radis_utils.study import run
+
+    cfg = run.study_config()
+    jobs = run.plan(cfg)
+    keys = [j.key for j, _ in jobs]
+    assert len(keys) == len(set(keys))
+    trained = len(cfg.train.seeds) * len(cfg.train.methods) + len(run.VARIANT_SEEDS)
+    assert sum(j.stage == "train" for j, _ in jobs) == trained
+    assert sum(j.stage == "evaluate" for j, _ in jobs) == sum(j.stage == "drift" for j, _ in jobs) == trained + 1
+    position = {j: i for i, (j, _) in enumerate(jobs)}
+    assert all(position[n] < position[j] for j, need in jobs for n in need)
+    need = dict(jobs)
+    assert need[run.Job("train", "vanilla", 0)] == ()
+    assert need[run.Job("train", "radis", 0, True)] == (run.Job("synthesis", "rationale", variant=True),)
+    assert run.Job.parse(run.Job("drift", "sdft", 2, True).key) == run.Job("drift", "sdft", 2, True)
+    variant = run.study_config(variant=True)
+    assert run.finished_file(run.Job("train", "radis", 0, True), variant).parent.name == "radis-min1-seed0"
+    assert run.finished_file(run.Job("synthesis", "rationale", variant=True), variant).name == "rationale-min1.done"
+
+
+def test_schedule_runs_two_at_a_time_skips_what_failed_needs_and_stops_on_time(tmp_path):
+    import subprocess
+    import sys
+
+    from radis_utils.study.run import Job, schedule
+
+    a, b, c, d, e = (Job("train", m) for m in "abcde")
+    jobs = [(a, ()), (b, ()), (c, (a,)), (d, (b,)), (e, (c, d))]
+
+    def is_done(job):
+        return (tmp_path / job.method).is_file()
+
+    procs: list[subprocess.Popen] = []
+    alive_at_start: list[int] = []
+
+    def start(job):
+        code = "import sys, time; time.sleep(0.3); " + ("sys.exit(3)" if job is d else
+                                                        f"open({str(tmp_path / job.method)!r}, 'w')")
+        (tmp_path / f"{job.method}.started").write_text("")
+        alive_at_start.append(sum(p.poll() is None for p in procs))
+        procs.append(subprocess.Popen([sys.executable, "-c", code]))
+        return procs[-1]
+
+    lines: list[str] = []
+    report = schedule(jobs, is_done, start, 2, None, lines.append, poll_s=0.05)
+    assert set(report["finished"]) == {str(a), str(b), str(c)}
+    assert report["failed"] == [str(d)] and report["left"] == [str(e)]
+    assert max(alive_at_start) == 1 and len(alive_at_start) == 4  # never a third beside two running
+    assert any("FAILED (exit 3)" in line for line in lines) and any("of 5 jobs done" in line for line in lines)
+    # what is done is not run again; nothing starts once the hours are spent
+    for f in tmp_path.glob("*.started"):
+        f.unlink()
+    report = schedule(jobs, is_done, start, 2, 0.0, lines.append, poll_s=0.05)
+    assert report["finished"] == [] and set(report["left"]) == {str(d), str(e)}
+    assert not list(tmp_path.glob("*.started"))

@@ -66,6 +66,14 @@ def corpus_metrics(hypotheses: Sequence[str], references: Sequence[str],
     }
 
 
+def sentence_chrf(hypotheses: Sequence[str], references: Sequence[str]) -> list[float]:
+    """chrF of each hypothesis against its reference (sacreBLEU's sentence score, 3 decimals): the
+    per-item spread a power calculation needs."""
+    _check_pairs(hypotheses, references, "sentence_chrf")
+    chrf = sacrebleu.CHRF()
+    return [round(chrf.sentence_score(h, [r]).score, 3) for h, r in zip(hypotheses, references)]
+
+
 # --- COMET -----------------------------------------------------------------------------------
 
 def comet_available() -> bool:

@@ -23,6 +23,7 @@ from typing import Any, Callable, Sequence
 
 from .. import models
 from ..config import Config, load_profile, resolve_path
+from ..evaluate.translation import sentence_chrf
 from ..records import read_json, write_json
 from ..replies import split_reply
 from ..runtime import apply_runtime, cpu_name, device_name, versions
@@ -45,14 +46,6 @@ def record_path() -> Path:
     return resolve_path("calibration/smol-pilot.json")
 
 
-def sentence_chrf(replies: Sequence[str], references: Sequence[str], rule: str) -> list[float]:
-    """chrF of each reply's translation (cut by ``rule``) against its reference (sacrebleu)."""
-    from sacrebleu.metrics import CHRF
-
-    chrf = CHRF()
-    return [round(chrf.sentence_score(split_reply(r, rule)[0], [ref]).score, 3) for r, ref in zip(replies, references)]
-
-
 def spread(values: Sequence[float]) -> dict[str, float]:
     """Mean and standard deviation (n - 1) of per-item values."""
     return {"mean": round(statistics.fmean(values), 4), "sd": round(statistics.stdev(values), 4), "n": len(values)}
@@ -66,7 +59,8 @@ def translation(cfg: Config, model: Any, tokenizer: Any, out: Path) -> dict[str,
     for d, m in result.items():
         refs = [p.reference for p in suite.checked_test_pairs(cfg, d)]
         per[d] = {"chrf": m["chrf"], "bleu": m["bleu"], "rationale_share": m["rationale_share"],
-                  "sentence_chrf": spread(sentence_chrf(m["replies"], refs, cfg.eval.extraction))}
+                  "sentence_chrf": spread(sentence_chrf([split_reply(r, cfg.eval.extraction)[0] for r in m["replies"]],
+                                                        refs))}
     write_json(out / "translation_replies.json", {d: m["replies"] for d, m in result.items()}, indent=1)
     return {"n_per_direction": PILOT["test_pairs"], "directions": per}
 
