@@ -12,7 +12,8 @@ interval:
 
 Intervals: ``t_interval`` (Student's t over independent runs), ``binomial_interval``
 (Clopper-Pearson, for a share of items), ``paired_bootstrap`` (percentile interval of a
-statistic over test items resampled together for every model). On the organism the units are
+statistic over test items resampled together for every model), ``seed_and_item_bootstrap``
+(the same with each method's training seeds resampled too). On the organism the units are
 world builds (``radis_utils.claims``), on a real model training seeds or test items.
 """
 
@@ -115,21 +116,48 @@ def paired_bootstrap(strata: Sequence[int], statistic: Callable[[Sequence[Sequen
         return {}
     rng = random.Random(seed)
     full = statistic([list(range(k)) for k in strata])
-    draws: dict[str, list[float]] = {k: [] for k in full}
+    draws = [statistic([[rng.randrange(k) for _ in range(k)] for k in strata]) for _ in range(resamples)]
+    n = sum(strata)
+    return _percentile_intervals(full, draws, level, n, unit,
+                                 f"{level:.0%} paired bootstrap over {n} {unit} ({resamples} resamples)")
+
+
+def seed_and_item_bootstrap(strata: Sequence[int], groups: Mapping[str, int],
+                            statistic: Callable[[Sequence[Sequence[int]], Mapping[str, Sequence[int]]],
+                                                Mapping[str, float]],
+                            resamples: int = 1000, seed: int = 0, level: float = LEVEL) -> dict[str, Interval]:
+    """``paired_bootstrap`` with a second level: in every resample each group (a method) also
+    draws its training seeds with replacement (``groups[name]`` runs, indices 0..k-1), so the
+    interval holds both the test items' spread and the seeds'. ``statistic(item_picks, seed_picks)``.
+    With three seeds the seed level is coarse (a bootstrap of three values); the record says so."""
+    if not strata or min(strata) < MIN_BOOTSTRAP or not groups or min(groups.values()) < 1:
+        return {}
+    rng = random.Random(seed)
+    full = statistic([list(range(k)) for k in strata], {g: list(range(k)) for g, k in groups.items()})
+    draws = []
     for _ in range(resamples):
-        got = statistic([[rng.randrange(k) for _ in range(k)] for k in strata])
-        for key in draws:
-            if key in got and got[key] is not None and math.isfinite(got[key]):
-                draws[key].append(got[key])
-    n, out = sum(strata), {}
-    for key, values in draws.items():
-        if len(values) < resamples / 2:  # undefined in most resamples (e.g. a ratio to a zero gain)
+        items = [[rng.randrange(k) for _ in range(k)] for k in strata]
+        seeds = {g: [rng.randrange(k) for _ in range(k)] for g, k in groups.items()}
+        draws.append(statistic(items, seeds))
+    n = sum(strata)
+    runs = "/".join(str(k) for k in groups.values())
+    return _percentile_intervals(full, draws, level, n, "test items and training seeds",
+                                 f"{level:.0%} bootstrap over {n} test items and {runs} training seeds per method "
+                                 f"({resamples} resamples)")
+
+
+def _percentile_intervals(full: Mapping[str, float], draws: Sequence[Mapping[str, float]], level: float, n: int,
+                          unit: str, method: str) -> dict[str, Interval]:
+    """Percentile intervals of each value of ``full`` over the ``draws`` in which it is defined
+    (a value undefined in most draws, e.g. a ratio to a zero gain, gets none)."""
+    out = {}
+    for key in full:
+        values = sorted(d[key] for d in draws if key in d and d[key] is not None and math.isfinite(d[key]))
+        if len(values) < len(draws) / 2:
             continue
-        values.sort()
         lo = values[int((1 - level) / 2 * (len(values) - 1))]
         hi = values[int((1 + level) / 2 * (len(values) - 1))]
-        out[key] = Interval(full[key], lo, hi, n, f"{level:.0%} paired bootstrap over {n} {unit} "
-                                                  f"({resamples} resamples)", unit)
+        out[key] = Interval(full[key], lo, hi, n, method, unit)
     return out
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from radis_utils.study import pilot
-from tests.benchmark_helpers import tiny_chat  # noqa: F401
+from tests.benchmark_helpers import benchmarks_dir, tiny_chat  # noqa: F401
 
 
 def test_sentence_chrf_scores_each_sentence_like_a_corpus_of_one():
@@ -84,9 +84,10 @@ def test_plan_orders_every_job_after_what_it_needs():
     assert need[run.Job("train", "vanilla", 0)] == ()
     assert need[run.Job("train", "radis", 0, True)] == (run.Job("synthesis", "rationale", variant=True),)
     assert run.Job.parse(run.Job("drift", "sdft", 2, True).key) == run.Job("drift", "sdft", 2, True)
-    variant = run.study_config(variant=True)
-    assert run.finished_file(run.Job("train", "radis", 0, True), variant).parent.name == "radis-min1-seed0"
-    assert run.finished_file(run.Job("synthesis", "rationale", variant=True), variant).name == "rationale-min1.done"
+    assert run.finished_file(run.Job("train", "radis", 0, True), cfg).parent.name == "radis-min1-seed0"
+    done = run.finished_file(run.Job("synthesis", "rationale", variant=True), cfg)
+    assert done.name == "rationale.done" and done.parent.name == run.VARIANT_SOURCE
+    assert run.study_config(variant=True).synthesis.min_new_tokens == 1
 
 
 def test_schedule_runs_two_at_a_time_skips_what_failed_needs_and_stops_on_time(tmp_path):
@@ -124,3 +125,37 @@ def test_schedule_runs_two_at_a_time_skips_what_failed_needs_and_stops_on_time(t
     report = schedule(jobs, is_done, start, 2, 0.0, lines.append, poll_s=0.05)
     assert report["finished"] == [] and set(report["left"]) == {str(d), str(e)}
     assert not list(tmp_path.glob("*.started"))
+
+
+@pytest.mark.slow
+def test_every_job_of_the_study_runs_at_toy_size(alma_dir, benchmarks_dir, tmp_path, monkeypatch):
+    """The study's jobs in plan order, in this process, on a100-tiny's random two-layer Mistral:
+    each leaves its finished file, the variant its own synthesis, adapter, results and drift."""
+    from radis_utils.records import read_json
+    from radis_utils.study import run
+
+    monkeypatch.setattr(run, "DRIFT_PROMPTS", 3)
+    monkeypatch.setattr(run, "DRIFT_TOKENS", 6)
+    overrides = {"runtime__runs_dir": str(tmp_path / "runs"), "data__alma_dir": str(alma_dir),
+                 "data__directions": ["de-en", "en-de"], "eval__benchmarks": ["ifeval"],
+                 "eval__benchmarks_dir": str(benchmarks_dir), "eval__benchmark_limit": 2}
+    cfg = run.study_config(False, "a100-tiny", **overrides)
+    jobs = run.plan(cfg)
+    for job, _ in jobs:
+        run.run_job(job, "a100-tiny", **overrides)
+        assert run.finished_file(job, cfg).is_file(), job
+    from radis_utils import synthesis
+    from radis_utils.train import adapter_dir
+
+    variant_records = synthesis.records_path(run.study_config(True, "a100-tiny", **overrides), "rationale")
+    assert variant_records.name == "rationale-min1.jsonl"
+    handed = synthesis.records_path(cfg, "rationale", run.VARIANT_SOURCE)
+    assert handed.read_text() == variant_records.read_text()
+    key = read_json(adapter_dir(cfg, "radis", 0, run.VARIANT_TAG) / "summary.json")["key"]
+    assert key["rationale_source"] == run.VARIANT_SOURCE
+    variant = read_json(run.finished_file(run.Job("evaluate", "radis", 0, True), cfg))
+    assert variant["tag"] == run.VARIANT_TAG and "ifeval" in variant["general"]
+    drift = read_json(run.finished_file(run.Job("drift", "vanilla", 0), cfg))
+    assert drift["prompts"] == 3 and drift["mean_nll"] > 0
+    assert run.schedule(jobs, lambda j: run.finished_file(j, cfg).is_file(), None, 2, None,
+                        say=lambda line: None) == {"finished": [], "failed": [], "left": []}

@@ -66,3 +66,23 @@ def test_what_n_would_decide():
     assert verdicts.n_to_decide(Interval(0.5, 0.3, 0.7, 4, "t"), 0.6) == 16  # half 0.2 / gap 0.1 -> 4x4
     assert verdicts.n_to_decide(Interval(0.5, 0.45, 0.55, 4, "t"), 0.6) == 5  # already clear: at least one more
     assert verdicts.n_to_decide(Interval(0.6, 0.5, 0.7, 4, "t"), 0.6) is None
+
+
+def test_seed_and_item_bootstrap_widens_the_interval_by_the_seeds_spread():
+    import random
+
+    rng = random.Random(1)
+    items = [rng.gauss(0, 1) for _ in range(60)]
+    offsets = {"flat": [0.0, 0.0, 0.0], "spread": [-3.0, 0.0, 3.0]}
+
+    def stat(picks, seeds):
+        base = sum(items[i] for i in picks[0]) / len(picks[0])
+        return {g: base + sum(offsets[g][s] for s in seeds[g]) / len(seeds[g]) for g in offsets}
+
+    got = verdicts.seed_and_item_bootstrap([len(items)], {"flat": 3, "spread": 3}, stat, resamples=400)
+    flat, spread = got["flat"], got["spread"]
+    assert flat.mean == spread.mean and flat.lo < flat.mean < flat.hi
+    assert (spread.hi - spread.lo) > 3 * (flat.hi - flat.lo)  # the seeds' spread (sd 2.4 / sqrt 3) dominates
+    assert "3/3 training seeds" in spread.method and spread.n == 60
+    assert got == verdicts.seed_and_item_bootstrap([len(items)], {"flat": 3, "spread": 3}, stat, resamples=400)
+    assert verdicts.seed_and_item_bootstrap([5], {"flat": 3}, stat) == {}

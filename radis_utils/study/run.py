@@ -25,14 +25,18 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from ..config import Config, load_profile
+from ..train import SYNTHESIS_KIND
 
 STUDY = "smol-study"
 #: The labelled variant: rationales with an immediate end of turn forbidden (not the paper's decoding).
+#: Only its synthesis runs under these settings; its file is then handed to training as another
+#: rationale source (``VARIANT_SOURCE``, as chapter 07 hands other models' rationales), so the
+#: variant's adapter is evaluated beside the faithful ones under the same settings and backbone.
 VARIANT_OVERRIDES = {"synthesis__min_new_tokens": 1}
 VARIANT_TAG = "min1"
+VARIANT_SOURCE = f"no-immediate-end-{VARIANT_TAG}"
 VARIANT_SEEDS: tuple[int, ...] = (0,)
 BACKBONE = "backbone"
-KIND_OF = {"radis": "rationale", "seqkd": "seqkd", "sdft": "sdft"}
 DRIFT_PROMPTS, DRIFT_TOKENS = 100, 256   # AlpacaEval's last 100 instructions, the backbone's replies capped
 
 
@@ -60,22 +64,23 @@ class Job:
         return cls(stage, method, int(seed), variant == "1")
 
 
-def study_config(variant: bool = False, profile: str = STUDY) -> Config:
-    """The study profile, or its labelled variant."""
-    return load_profile(profile, **(VARIANT_OVERRIDES if variant else {}))
+def study_config(variant: bool = False, profile: str = STUDY, **overrides: object) -> Config:
+    """The study profile (with ``overrides``, as ``load_profile`` takes them), or the settings its
+    labelled variant's rationales are synthesized under."""
+    return load_profile(profile, **overrides, **(VARIANT_OVERRIDES if variant else {}))
 
 
 def plan(cfg: Config) -> list[tuple[Job, tuple[Job, ...]]]:
     """Every job of the study with the jobs it needs first, in the order they are started."""
     out: list[tuple[Job, tuple[Job, ...]]] = []
-    kinds = sorted({KIND_OF[m] for m in cfg.train.methods if m in KIND_OF})
+    kinds = sorted({SYNTHESIS_KIND[m] for m in cfg.train.methods if m in SYNTHESIS_KIND})
     synth = {k: Job("synthesis", k) for k in kinds}
     variant_synth = Job("synthesis", "rationale", variant=True)
     out += [(j, ()) for j in synth.values()] + [(variant_synth, ())]
     trained = [(m, s, False) for s in cfg.train.seeds for m in cfg.train.methods]
     trained += [("radis", s, True) for s in VARIANT_SEEDS]
     for method, seed, variant in trained:
-        need = (variant_synth,) if variant else ((synth[KIND_OF[method]],) if method in KIND_OF else ())
+        need = (variant_synth,) if variant else ((synth[SYNTHESIS_KIND[method]],) if method in SYNTHESIS_KIND else ())
         out.append((Job("train", method, seed, variant), need))
     out.append((Job("evaluate", BACKBONE), ()))
     out.append((Job("drift", BACKBONE), ()))
@@ -93,7 +98,7 @@ def finished_file(job: Job, cfg: Config) -> Path:
 
     tag = VARIANT_TAG if job.variant else ""
     if job.stage == "synthesis":
-        return synthesis.records_path(cfg, job.method).with_suffix(".done")
+        return synthesis.records_path(cfg, job.method, VARIANT_SOURCE if job.variant else None).with_suffix(".done")
     if job.stage == "train":
         return train.adapter_dir(cfg, job.method, job.seed, tag) / "summary.json"
     if job.stage == "evaluate":
@@ -146,20 +151,23 @@ def schedule(jobs: Sequence[tuple[Job, tuple[Job, ...]]], is_done: Callable[[Job
             "left": [str(j) for j, _ in todo]}
 
 
-def run_job(job: Job, profile: str = STUDY) -> None:
+def run_job(job: Job, profile: str = STUDY, **overrides: object) -> None:
     """One job, in this process (what ``--job`` runs)."""
     from .. import data, evaluate, synthesis, train
     from ..records import write_text
     from ..runtime import apply_runtime
 
-    cfg = study_config(job.variant, profile)
+    cfg = study_config(False, profile, **overrides)
     apply_runtime(cfg)
     tag = VARIANT_TAG if job.variant else ""
     if job.stage == "synthesis":
-        synthesis.synthesize_for_profile(cfg, job.method, data.training_examples(cfg))
+        kind_cfg = study_config(job.variant, profile, **overrides)
+        path, _ = synthesis.synthesize_for_profile(kind_cfg, job.method, data.training_examples(kind_cfg))
+        if job.variant:  # handed over as another rationale source
+            write_text(synthesis.records_path(cfg, job.method, VARIANT_SOURCE), path.read_text(encoding="utf-8"))
         write_text(finished_file(job, cfg), "")
     elif job.stage == "train":
-        train.train(cfg, job.method, job.seed, tag=tag)
+        train.train(cfg, job.method, job.seed, source=VARIANT_SOURCE if job.variant else None, tag=tag)
     elif job.stage == "evaluate":
         evaluate.evaluate(cfg, job.method, job.seed, tag)
     else:
@@ -202,13 +210,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.job:
         run_job(Job.parse(args.job), args.profile)
         return 0
-    cfgs = {False: study_config(False, args.profile), True: study_config(True, args.profile)}
+    cfg = study_config(False, args.profile)
 
     def start(job: Job) -> subprocess.Popen:
         return subprocess.Popen([sys.executable, "-m", "radis_utils.study.run", "--profile", args.profile,
                                  "--job", job.key])
 
-    report = schedule(plan(cfgs[False]), lambda j: finished_file(j, cfgs[j.variant]).is_file(), start,
+    report = schedule(plan(cfg), lambda j: finished_file(j, cfg).is_file(), start,
                       args.parallel, args.hours)
     print(f"study: {len(report['finished'])} jobs finished in this call, {len(report['failed'])} failed, "
           f"{len(report['left'])} left" + (f" (next: {report['left'][0]})" if report["left"] else ""))
