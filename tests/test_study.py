@@ -134,11 +134,11 @@ def test_every_job_of_the_study_runs_at_toy_size(alma_dir, benchmarks_dir, tmp_p
     from radis_utils.records import read_json
     from radis_utils.study import run
 
-    monkeypatch.setattr(run, "DRIFT_PROMPTS", 3)
+    monkeypatch.setattr(run, "DRIFT_PROMPTS", 20)
     monkeypatch.setattr(run, "DRIFT_TOKENS", 6)
     overrides = {"runtime__runs_dir": str(tmp_path / "runs"), "data__alma_dir": str(alma_dir),
-                 "data__directions": ["de-en", "en-de"], "eval__benchmarks": ["ifeval"],
-                 "eval__benchmarks_dir": str(benchmarks_dir), "eval__benchmark_limit": 2}
+                 "data__directions": ["de-en", "en-de"], "data__max_test_pairs": 10, "eval__benchmarks": ["ifeval"],
+                 "eval__benchmarks_dir": str(benchmarks_dir), "eval__benchmark_limit": 10}
     cfg = run.study_config(False, "a100-tiny", **overrides)
     jobs = run.plan(cfg)
     for job, _ in jobs:
@@ -156,6 +156,48 @@ def test_every_job_of_the_study_runs_at_toy_size(alma_dir, benchmarks_dir, tmp_p
     variant = read_json(run.finished_file(run.Job("evaluate", "radis", 0, True), cfg))
     assert variant["tag"] == run.VARIANT_TAG and "ifeval" in variant["general"]
     drift = read_json(run.finished_file(run.Job("drift", "vanilla", 0), cfg))
-    assert drift["prompts"] == 3 and drift["mean_nll"] > 0
+    assert drift["prompts"] == 20 and drift["mean_nll"] > 0 and len(drift["items"]) >= 10
     assert run.schedule(jobs, lambda j: run.finished_file(j, cfg).is_file(), None, 2, None,
                         say=lambda line: None) == {"finished": [], "failed": [], "left": []}
+
+    # the analysis reads those files: its values on all items equal what each file says
+    from radis_utils import claims, verdicts
+    from radis_utils.study import analysis
+
+    found, sizes = analysis.intervals(cfg, resamples=60)
+    assert sizes == {"de-en": 10, "en-de": 10, "ifeval": 10, "drift": len(drift["items"])}  # empty replies left out
+    vanilla = read_json(run.finished_file(run.Job("evaluate", "vanilla", 0), cfg))
+    assert found["vanilla chrf de-en"].mean == pytest.approx(vanilla["translation"]["de-en"]["chrf"], abs=0.006)
+    assert found["vanilla ifeval"].mean == pytest.approx(vanilla["general"]["ifeval"])
+    assert found["vanilla drift"].mean == pytest.approx(drift["mean_nll"])
+    assert found["radis_min1 chrf"].mean == pytest.approx(variant_chrf := statistics_mean(variant), abs=0.006)
+    rows = analysis.claim_rows(found)
+    assert [r["claim"] for r in rows] == [c.name for c in claims.METHOD_CLAIMS]
+    assert all(r["verdict"] in verdicts.VERDICTS for r in rows) and variant_chrf >= 0
+    record = read_json(analysis.write_record(cfg, "test", resamples=30, path=tmp_path / "study.json"))
+    assert record["config_hash"] and analysis.record_problems(record, cfg) == []
+    assert [r["model"] for r in record["runs"]][:2] == ["backbone", "vanilla-seed0"]
+    assert [r["claim"] for r in record["claims"]] == [r["claim"] for r in rows]
+    assert record["runs"][1]["chrf de-en"] == vanilla["translation"]["de-en"]["chrf"]
+    assert analysis.record_problems(record, run.study_config(False, "a100-tiny", **{**overrides, "train__epochs": 2}))
+    shares = analysis.rationale_shares(cfg)
+    assert set(shares) == {"radis", analysis.VARIANT} and all(0 <= v <= 1 for v in shares.values())
+    with pytest.raises(Exception, match="results.*backbone.json.*written by profile"):
+        analysis.load_run(run.study_config(False, "a100-tiny", **{**overrides, "eval__max_new_tokens": 15}),
+                          "backbone")
+
+
+def statistics_mean(result):
+    """The mean chrF over a results file's directions."""
+    values = [row["chrf"] for row in result["translation"].values() if isinstance(row, dict) and "chrf" in row]
+    return sum(values) / len(values)
+
+
+def test_the_committed_study_record_matches_the_settings():
+    from radis_utils.records import read_json
+    from radis_utils.study import analysis, run
+
+    path = analysis.record_path()
+    if not path.is_file():
+        pytest.skip(f"{path} not written yet: the study runs outside CI (python -m radis_utils.study.run)")
+    assert analysis.record_problems(read_json(path), run.study_config()) == []

@@ -17,6 +17,8 @@ from the jobs this call has finished.
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import subprocess
 import sys
 import time
@@ -106,6 +108,20 @@ def finished_file(job: Job, cfg: Config) -> Path:
     return drift_path(cfg, job)
 
 
+def log_path(cfg: Config) -> Path:
+    """``runs/<profile>/study-jobs.jsonl``: one line per job run (seconds, exit code), for the record."""
+    return cfg.runs_dir / "study-jobs.jsonl"
+
+
+def append_line(path: Path, line: str) -> None:
+    """Append one line (flushed and synced: a log of finished jobs survives a killed run)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(line + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
 def drift_path(cfg: Config, job: Job) -> Path:
     name = BACKBONE if job.method == BACKBONE else f"{job.method}{'-' + VARIANT_TAG if job.variant else ''}-seed{job.seed}"
     return cfg.runs_dir / "drift" / f"{name}.json"
@@ -113,9 +129,11 @@ def drift_path(cfg: Config, job: Job) -> Path:
 
 def schedule(jobs: Sequence[tuple[Job, tuple[Job, ...]]], is_done: Callable[[Job], bool],
              start: Callable[[Job], subprocess.Popen], parallel: int, hours: float | None,
-             say: Callable[[str], None] = print, poll_s: float = 2.0) -> dict[str, list[str]]:
+             say: Callable[[str], None] = print, poll_s: float = 2.0,
+             on_finish: Callable[[Job, float, int], None] = lambda job, seconds, code: None) -> dict[str, list[str]]:
     """Run the jobs not done yet, ``parallel`` at a time, each once what it needs is done; start
-    none after ``hours``. Returns the jobs ``finished``, ``failed`` and ``left`` (by name)."""
+    none after ``hours``. Returns the jobs ``finished``, ``failed`` and ``left`` (by name);
+    ``on_finish(job, seconds, exit code)`` hears of each job as it ends."""
     began = time.time()
     todo = [(j, need) for j, need in jobs if not is_done(j)]
     total, done_before = len(jobs), len(jobs) - len(todo)
@@ -130,6 +148,7 @@ def schedule(jobs: Sequence[tuple[Job, tuple[Job, ...]]], is_done: Callable[[Job
             del running[job]
             (finished if proc.returncode == 0 else failed).append(job)
             spent.append(time.time() - t0)
+            on_finish(job, spent[-1], proc.returncode)
             left = len(todo) + len(running)
             eta = (sum(spent) / len(spent)) * left / max(1, parallel)
             say(f"study: {job} {'done' if proc.returncode == 0 else f'FAILED (exit {proc.returncode})'} in "
@@ -211,13 +230,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         run_job(Job.parse(args.job), args.profile)
         return 0
     cfg = study_config(False, args.profile)
+    began = time.time()
 
     def start(job: Job) -> subprocess.Popen:
         return subprocess.Popen([sys.executable, "-m", "radis_utils.study.run", "--profile", args.profile,
                                  "--job", job.key])
 
+    def logged(job: Job, seconds: float, code: int) -> None:
+        line = {"job": job.key, "seconds": round(seconds, 1), "exit": code, "parallel": args.parallel,
+                "ended": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
+        append_line(log_path(cfg), json.dumps(line))
+
     report = schedule(plan(cfg), lambda j: finished_file(j, cfg).is_file(), start,
-                      args.parallel, args.hours)
+                      args.parallel, args.hours, on_finish=logged)
+    append_line(log_path(cfg), json.dumps({"piece": {"seconds": round(time.time() - began, 1),
+                                                     "finished": len(report["finished"]), "failed": len(report["failed"]),
+                                                     "left": len(report["left"]), "parallel": args.parallel,
+                                                     "ended": time.strftime("%Y-%m-%d %H:%M:%S %Z")}}))
     print(f"study: {len(report['finished'])} jobs finished in this call, {len(report['failed'])} failed, "
           f"{len(report['left'])} left" + (f" (next: {report['left'][0]})" if report["left"] else ""))
     return 1 if report["failed"] else 0
