@@ -39,6 +39,7 @@ VARIANT_TAG = "min1"
 VARIANT_SOURCE = f"no-immediate-end-{VARIANT_TAG}"
 VARIANT_SEEDS: tuple[int, ...] = (0,)
 BACKBONE = "backbone"
+CORE = ("vanilla", "radis")  # the contrast the study spends its seeds on first
 DRIFT_PROMPTS, DRIFT_TOKENS = 100, 256   # AlpacaEval's last 100 instructions, the backbone's replies capped
 
 
@@ -73,23 +74,26 @@ def study_config(variant: bool = False, profile: str = STUDY, **overrides: objec
 
 
 def plan(cfg: Config) -> list[tuple[Job, tuple[Job, ...]]]:
-    """Every job of the study with the jobs it needs first, in the order they are started."""
-    out: list[tuple[Job, tuple[Job, ...]]] = []
-    kinds = sorted({SYNTHESIS_KIND[m] for m in cfg.train.methods if m in SYNTHESIS_KIND})
+    """Every job of the study with the jobs it needs first, in the order they are started: the
+    backbone's evaluation and the syntheses, then model by model (trained, evaluated, its drift),
+    the core contrast (``CORE``, every seed) before the other methods and the labelled variant,
+    so that a study stopped part-way has whole models, the core ones first."""
+    kinds = sorted({SYNTHESIS_KIND[m] for m in cfg.train.methods if m in SYNTHESIS_KIND},
+                   key=lambda k: k != SYNTHESIS_KIND["radis"])
     synth = {k: Job("synthesis", k) for k in kinds}
     variant_synth = Job("synthesis", "rationale", variant=True)
+    base_eval, base_drift = Job("evaluate", BACKBONE), Job("drift", BACKBONE)
+    out: list[tuple[Job, tuple[Job, ...]]] = [(base_eval, ()), (base_drift, ())]
     out += [(j, ()) for j in synth.values()] + [(variant_synth, ())]
-    trained = [(m, s, False) for s in cfg.train.seeds for m in cfg.train.methods]
+    core = [m for m in CORE if m in cfg.train.methods]
+    trained = [(m, s, False) for s in cfg.train.seeds for m in core]
+    trained += [(m, s, False) for s in cfg.train.seeds for m in cfg.train.methods if m not in core]
     trained += [("radis", s, True) for s in VARIANT_SEEDS]
     for method, seed, variant in trained:
-        need = (variant_synth,) if variant else ((synth[SYNTHESIS_KIND[method]],) if method in SYNTHESIS_KIND else ())
-        out.append((Job("train", method, seed, variant), need))
-    out.append((Job("evaluate", BACKBONE), ()))
-    out.append((Job("drift", BACKBONE), ()))
-    for method, seed, variant in trained:
         train = Job("train", method, seed, variant)
-        out.append((Job("evaluate", method, seed, variant), (train, Job("evaluate", BACKBONE))))
-        out.append((Job("drift", method, seed, variant), (train, Job("drift", BACKBONE))))
+        need = (variant_synth,) if variant else ((synth[SYNTHESIS_KIND[method]],) if method in SYNTHESIS_KIND else ())
+        out += [(train, need), (Job("evaluate", method, seed, variant), (train, base_eval)),
+                (Job("drift", method, seed, variant), (train, base_drift))]
     return out
 
 
