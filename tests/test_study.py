@@ -201,3 +201,13 @@ def test_the_committed_study_record_matches_the_settings():
     if not path.is_file():
         pytest.skip(f"{path} not written yet: the study runs outside CI (python -m radis_utils.study.run)")
     assert analysis.record_problems(read_json(path), run.study_config()) == []
+
+
+def test_the_committed_pilot_record_matches_the_pilot_settings():
+    from radis_utils import models
+    from radis_utils.records import read_json
+
+    record = read_json(pilot.record_path())  # committed: python -m radis_utils.study.pilot
+    assert record["config_hash"] == models.config_hash(pilot.pilot_config()) and record["sizes"] == pilot.PILOT
+    assert set(record["measures"]) == set(pilot.MEASURES)
+    assert record["measures"]["ifeval"]["n"] == 541 and record["measures"]["drift"]["n"] <= pilot.PILOT["drift_prompts"]
