@@ -1,4 +1,4 @@
-"""The SmolLM2 study (issue 27): does vanilla fine-tuning make a real chat model forget, and do
+"""The SmolLM2 study: does vanilla fine-tuning make a real chat model forget, and do
 RaDis, Seq-KD and SDFT prevent it, answered with intervals on SmolLM2-135M-Instruct on CPU.
 
 ``pilot``: the backbone measured once before any training (floors, per-item spreads, generation
