@@ -211,3 +211,15 @@ def test_the_committed_pilot_record_matches_the_pilot_settings():
     assert record["config_hash"] == models.config_hash(pilot.pilot_config()) and record["sizes"] == pilot.PILOT
     assert set(record["measures"]) == set(pilot.MEASURES)
     assert record["measures"]["ifeval"]["n"] == 541 and record["measures"]["drift"]["n"] <= pilot.PILOT["drift_prompts"]
+
+
+def test_the_study_profile_uses_the_tuned_learning_rate():
+    from radis_utils.records import read_json
+    from radis_utils.study import run, tune
+
+    path = tune.record_path()
+    if not path.is_file():
+        pytest.skip(f"{path} not written yet: python -m radis_utils.study.tune runs outside CI")
+    record = read_json(path)
+    assert record["grid"] == list(tune.GRID) and record["valid_pairs"] == tune.VALID_PAIRS
+    assert run.study_config().train.learning_rate == record["choice"]
