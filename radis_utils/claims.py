@@ -229,21 +229,18 @@ def bootstrap_translation(backbone: Mapping[str, Any], by_method: Mapping[str, S
     """One seed per method: the translation values (gains, gain ratios) by a paired bootstrap
     over the test sentences, resampled within each direction, every model on the same sentences
     (chrF of the translation cut from each stored reply by ``extraction``)."""
-    import sacrebleu
+    from .evaluate.translation import chrf_of, chrf_statistics
 
-    chrf = sacrebleu.CHRF()
     models = {"backbone": backbone, **{m: rs[0] for m, rs in by_method.items()}}
     directions = list(references)
     # sentence statistics once (sacreBLEU's own significance tests resample them the same way)
-    stats = {(m, d): chrf._extract_corpus_statistics(
-        [split_reply(r, extraction)[0] for r in res["replies"][d]], [list(references[d])])
-        for m, res in models.items() for d in directions}
+    stats = {(m, d): chrf_statistics([split_reply(r, extraction)[0] for r in res["replies"][d]], references[d])
+             for m, res in models.items() for d in directions}
 
     def statistic(picks: Sequence[Sequence[int]]) -> dict[str, float]:
         run = {}
         for m in models:
-            per = [chrf._compute_score_from_stats([sum(col) for col in zip(*(stats[m, d][i] for i in idx))]).score
-                   for d, idx in zip(directions, picks)]
+            per = [chrf_of(stats[m, d], idx) for d, idx in zip(directions, picks)]
             run[m] = (sum(per) / len(per), None)
         return run_values(run)
 

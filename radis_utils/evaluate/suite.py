@@ -64,17 +64,26 @@ def checked_test_pairs(cfg: Config, direction: str) -> list[Any]:
     return pairs
 
 
-def translate(cfg: Config, model: Any, tokenizer: Any, directions: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """Greedy replies to every direction's test set, scored per direction under the profile's
-    extraction rule. All directions go through one ``generate`` call, so a batch spans
-    directions (8 directions of 2 sentences: one batch of 16, not 8 batches of 2)."""
-    sets = {d: checked_test_pairs(cfg, d) for d in directions}
-    prompts = [p for d in directions for p in translation_prompts(tokenizer, sets[d], cfg.prompts.instructions)]
+def replies_by_direction(cfg: Config, model: Any, tokenizer: Any,
+                         sets: Mapping[str, Sequence[Any]]) -> dict[str, list[str]]:
+    """Greedy replies to every direction's pairs (the profile's eval settings), all directions in
+    one ``generate`` call, so a batch spans directions (8 directions of 2 sentences: one batch of
+    16, not 8 batches of 2)."""
+    prompts = [p for d in sets for p in translation_prompts(tokenizer, sets[d], cfg.prompts.instructions)]
     replies = generate(model, tokenizer, prompts, cfg.eval.max_new_tokens, cfg.eval.batch_size, engine=cfg.eval.engine)
     out, start = {}, 0
-    for d in directions:
-        pairs, mine = sets[d], replies[start:start + len(sets[d])]
-        start += len(pairs)
+    for d, pairs in sets.items():
+        out[d], start = replies[start:start + len(pairs)], start + len(pairs)
+    return out
+
+
+def translate(cfg: Config, model: Any, tokenizer: Any, directions: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Greedy replies to every direction's test set (``replies_by_direction``), scored per
+    direction under the profile's extraction rule."""
+    sets = {d: checked_test_pairs(cfg, d) for d in directions}
+    out = {}
+    for d, mine in replies_by_direction(cfg, model, tokenizer, sets).items():
+        pairs = sets[d]
         scores = score_replies(mine, pairs, cfg.eval.extraction)
         comet, message = comet_of_replies(cfg, pairs, mine, cfg.eval.extraction)
         if comet is not None:

@@ -74,6 +74,18 @@ def sentence_chrf(hypotheses: Sequence[str], references: Sequence[str]) -> list[
     return [round(chrf.sentence_score(h, [r]).score, 3) for h, r in zip(hypotheses, references)]
 
 
+def chrf_statistics(hypotheses: Sequence[str], references: Sequence[str]) -> list[list[float]]:
+    """Each sentence's chrF statistics (sacreBLEU's own; summed over any subset of sentences they
+    give that subset's corpus chrF, ``chrf_of``): what a paired bootstrap resamples. Callers check
+    that the two lists pair up (sacreBLEU pairs them by position)."""
+    return sacrebleu.CHRF()._extract_corpus_statistics(list(hypotheses), [list(references)])
+
+
+def chrf_of(statistics: Sequence[Sequence[float]], picks: Sequence[int]) -> float:
+    """Corpus chrF of the sentences ``picks`` (indices, repeats allowed) from ``chrf_statistics``."""
+    return sacrebleu.CHRF()._compute_score_from_stats([sum(col) for col in zip(*(statistics[i] for i in picks))]).score
+
+
 # --- COMET -----------------------------------------------------------------------------------
 
 def comet_available() -> bool:

@@ -21,6 +21,7 @@ from typing import Any, Mapping, Sequence
 from .. import claims, data, records, synthesis, verdicts
 from ..config import Config
 from ..evaluate.suite import read_results, results_path
+from ..evaluate.translation import chrf_of, chrf_statistics
 from ..records import read_json
 from ..replies import split_reply
 from .run import BACKBONE, VARIANT_SOURCE, VARIANT_SEEDS, VARIANT_TAG, drift_path, Job
@@ -40,25 +41,18 @@ class ModelRun:
     drift: Mapping[str, Mapping[str, float]]
 
 
-def _chrf():
-    import sacrebleu
-
-    return sacrebleu.CHRF()
-
-
 def load_run(cfg: Config, method: str, seed: int = 0, variant: bool = False) -> ModelRun:
     """One model's files: its results (checked against ``cfg``), IFEval answers, drift."""
     tag = VARIANT_TAG if variant else ""
     path = results_path(cfg, method, seed, tag)
     result = read_results(path, cfg)
-    chrf = _chrf()
     stats = {}
     for d in cfg.data.directions:
         refs = [p.reference for p in data.test_pairs(cfg, d)]
         hyps = [split_reply(r, cfg.eval.extraction)[0] for r in result["replies"][d]]
         if len(hyps) != len(refs):
             raise ValueError(f"{path}: {len(hyps)} replies for {d}, the test set has {len(refs)}")
-        stats[d] = chrf._extract_corpus_statistics(hyps, [refs])
+        stats[d] = chrf_statistics(hyps, refs)
     ifeval = read_json(cfg.runs_dir / "results" / "general" / path.stem / "ifeval" / "replies.json")["items"]
     drift = read_json(drift_path(cfg, Job("drift", method, seed, variant)))["items"]
     return ModelRun(path.stem, stats, ifeval, drift)
@@ -75,9 +69,7 @@ def scores_of(run: ModelRun, directions: Sequence[str], picks: Mapping[str, Sequ
               drift_keys: Sequence[str]) -> dict[str, float]:
     """chrF (mean over directions, and per direction), IFEval prompt-level strict %, drift NLL on
     the picked items."""
-    chrf = _chrf()
-    per = {d: chrf._compute_score_from_stats([sum(col) for col in zip(*(run.chrf_stats[d][i] for i in picks[d]))]).score
-           for d in directions}
+    per = {d: chrf_of(run.chrf_stats[d], picks[d]) for d in directions}
     ifeval = 100 * statistics.fmean(bool(run.ifeval[i]["prompt_level_strict_acc"]) for i in picks["ifeval"])
     keys = [drift_keys[i] for i in picks["drift"]]
     drift = sum(run.drift[k]["nll"] for k in keys) / sum(run.drift[k]["tokens"] for k in keys)

@@ -127,7 +127,10 @@ def append_line(path: Path, line: str) -> None:
 
 
 def drift_path(cfg: Config, job: Job) -> Path:
-    name = BACKBONE if job.method == BACKBONE else f"{job.method}{'-' + VARIANT_TAG if job.variant else ''}-seed{job.seed}"
+    """``runs/<profile>/drift/<name>.json``, named as the model's results file is."""
+    from ..evaluate.suite import results_path
+
+    name = results_path(cfg, job.method, job.seed, VARIANT_TAG if job.variant else "").stem
     return cfg.runs_dir / "drift" / f"{name}.json"
 
 

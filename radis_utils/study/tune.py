@@ -23,8 +23,7 @@ from typing import Any, Mapping, Sequence
 from .. import data, models, train
 from ..calibration import Tuned
 from ..config import Config, load_profile, resolve_path
-from ..engines import generate
-from ..evaluate.suite import translation_prompts
+from ..evaluate.suite import replies_by_direction
 from ..evaluate.translation import corpus_metrics, sentence_chrf
 from ..records import read_json, write_json
 from ..replies import split_reply
@@ -52,12 +51,8 @@ def valid_chrf(cfg: Config, model: Any, tokenizer: Any, n: int = VALID_PAIRS) ->
     """Per study direction on the first ``n`` validation pairs (greedy, the profile's engine and
     extraction rule): corpus ``chrf`` and each sentence's (``sentences``, for the power calculation)."""
     sets = {d: data.valid_pairs(cfg, d, n) for d in cfg.data.directions}
-    prompts = [p for d in cfg.data.directions for p in translation_prompts(tokenizer, sets[d], cfg.prompts.instructions)]
-    replies = generate(model, tokenizer, prompts, cfg.eval.max_new_tokens, cfg.eval.batch_size, engine=cfg.eval.engine)
-    out, start = {}, 0
-    for d in cfg.data.directions:
-        mine = replies[start:start + len(sets[d])]
-        start += len(sets[d])
+    out = {}
+    for d, mine in replies_by_direction(cfg, model, tokenizer, sets).items():
         hyps = [split_reply(r, cfg.eval.extraction)[0] for r in mine]
         refs = [p.reference for p in sets[d]]
         out[d] = {"chrf": corpus_metrics(hyps, refs, sets[d][0].tgt)["chrf"], "sentences": sentence_chrf(hyps, refs)}
