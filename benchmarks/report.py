@@ -322,14 +322,15 @@ def pipeline_table(records: Sequence[dict[str, Any]], profile: str = "smol") -> 
                           "note": f["note"]} for f in recs[-1]["figures"]])
 
 
-def cpu_paths_table(records: Sequence[dict[str, Any]]) -> Any:
-    """One row per figure of the latest ``cpu_paths`` record: generation per loop and batch size,
-    LoRA training per setting, with the ratios and agreement its notes carry."""
+def cpu_paths_table(records: Sequence[dict[str, Any]], benchmark: str = "cpu_paths") -> Any:
+    """One row per figure of the latest record of a CPU-path ``benchmark`` (``cpu_paths``: generation
+    per loop and batch size, LoRA training per setting; ``kv_cache``: the cpu loop's two cache
+    layers), with the ratios and agreement its notes carry."""
     import pandas as pd
 
-    found = sorted((r for r in records if r["benchmark"] == "cpu_paths"), key=lambda r: r["created"])
+    found = sorted((r for r in records if r["benchmark"] == benchmark), key=lambda r: r["created"])
     if not found:
-        return pd.DataFrame([{"setting": "not measured", "rate": "", "note": "run `python -m benchmarks.cpu_paths`"}])
+        return pd.DataFrame([{"setting": "not measured", "rate": "", "note": f"run `python -m benchmarks.{benchmark}`"}])
     rec = found[-1]
     return pd.DataFrame([{"setting": f["label"], "rate": "not measured" if f["value"] is None else
                           f"{f['value']:,.1f} {f['unit']}", "note": f["note"]} for f in rec["figures"]])

@@ -5,6 +5,12 @@ batch of rows decode together; a finished row leaves the batch (``DynamicCache.b
 and the next prompts join it, their cache and the running one left-padded (masked) to one width.
 Every forward is the model's own, with its attention mask and position ids, so the arithmetic per
 row is that of transformers' ``generate`` up to the padding around it.
+
+Two things keep long replies cheap. Each layer's keys and values live in a ``SpareRoomLayer``: a
+step writes its token into room kept after the last position, where transformers' ``DynamicLayer``
+concatenates, i.e. copies the whole cache into a fresh tensor, at every step of every layer. And
+when rows leave, the columns that are padding in every remaining row are dropped from the left, so
+a batch that keeps taking new prompts does not keep the width of its oldest ones.
 """
 
 from __future__ import annotations
@@ -13,11 +19,15 @@ from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import torch
+from transformers.cache_utils import DynamicLayer
 
 from .runtime import progress
 
 #: Prompts prefilled together: few, of similar length, so little padding.
 PREFILL_ROWS = 8
+#: Keep the cache in ``SpareRoomLayer``s and drop all-padding columns (False: transformers' own
+#: layers, the baseline of ``python -m benchmarks.kv_cache``).
+SPARE_ROOM = True
 
 
 @dataclass
@@ -92,6 +102,8 @@ def decode_queue(model: Any, queue: Sequence[list[int]], batch_size: int, rule: 
         tokens, going = rule.step(logits, live, rows)
         bar.update(len(live) - len(going))
         state = _select((cache, mask, tokens), going, len(live)) if going else None
+        if state is not None and len(going) < len(live) and SPARE_ROOM:
+            state = _drop_padding(state)
         live = [live[j] for j in going]
     bar.close()
     return rows
@@ -109,6 +121,8 @@ def _prefill(model: Any, rows: Sequence[list[int]], pad: int, device: Any) -> tu
     if kinds != {"DynamicLayer"}:
         raise ValueError(f"the cpu engine joins full-attention caches only; this model's cache has {sorted(kinds)}: "
                          "use engine hf")
+    if SPARE_ROOM:
+        cache.layers = [SpareRoomLayer(layer.keys, layer.values) for layer in cache.layers]
     return cache, mask, out.logits[:, -1].float()
 
 
@@ -133,8 +147,74 @@ def _join(a: tuple[Any, torch.Tensor, torch.Tensor], b: tuple[Any, torch.Tensor,
         return torch.nn.functional.pad(t, (0, 0) * (dim_from_end - 1) + (gap, 0)) if gap else t
     joined = DynamicCache()
     for n, (x, y) in enumerate(zip(a[0].layers, b[0].layers)):
-        joined.update(torch.cat([left(x.keys, 2), left(y.keys, 2)]), torch.cat([left(x.values, 2), left(y.values, 2)]), n)
+        keys, values = torch.cat([left(x.keys, 2), left(y.keys, 2)]), torch.cat([left(x.values, 2), left(y.values, 2)])
+        if SPARE_ROOM:
+            joined.layers.append(SpareRoomLayer(keys, values))
+        else:
+            joined.update(keys, values, n)
     return joined, torch.cat([left(a[1], 1), left(b[1], 1)]), torch.cat([a[2], b[2]])
+
+
+def _drop_padding(state: tuple[Any, torch.Tensor, torch.Tensor]) -> tuple[Any, torch.Tensor, torch.Tensor]:
+    """The state without its leading columns that are padding in every row (positions come from
+    the mask, and a masked column adds nothing to attention, so no row's arithmetic changes)."""
+    cache, mask, tokens = state
+    lead = int(mask.any(0).int().argmax())
+    if lead == 0:
+        return state
+    for layer in cache.layers:
+        layer.drop_front(lead)
+    return cache, mask[:, lead:], tokens
+
+
+class SpareRoomLayer(DynamicLayer):
+    """A full-attention cache layer (what ``DynamicLayer`` holds) kept in a buffer with room after its
+    last position: ``update`` writes the new keys and values into that room, and doubles it when it
+    runs out, instead of concatenating into a new tensor every step. ``keys``/``values`` are views of
+    the live columns. Only what the ``cpu`` loop and the model's forward call is supported."""
+
+    def __init__(self, keys: torch.Tensor, values: torch.Tensor) -> None:
+        super().__init__()
+        self.is_initialized, self.device, self.dtype = True, keys.device, keys.dtype
+        self._hold(keys, values, room=keys.shape[-2])
+
+    def _hold(self, keys: torch.Tensor, values: torch.Tensor, room: int) -> None:
+        """Copy ``keys``/``values`` to the start of new buffers with ``room`` columns to spare."""
+        width = keys.shape[-2]
+        self._buffers = []
+        for t in (keys, values):
+            buffer = t.new_empty(*t.shape[:-2], width + room, t.shape[-1])
+            buffer[..., :width, :] = t
+            self._buffers.append(buffer)
+        self._start, self._end = 0, width
+        self._view()
+
+    def _view(self) -> None:
+        self.keys, self.values = (b[..., self._start:self._end, :] for b in self._buffers)
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any, **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        new = key_states.shape[-2]
+        if self._end + new > self._buffers[0].shape[-2]:
+            self._hold(self.keys, self.values, room=max(self._end - self._start, new))
+        for buffer, t in zip(self._buffers, (key_states, value_states)):
+            buffer[..., self._end:self._end + new, :] = t
+        self._end += new
+        self._view()
+        return self.keys, self.values
+
+    def batch_select_indices(self, indices: torch.Tensor) -> None:
+        self._buffers = [b[indices] for b in self._buffers]
+        self._view()
+
+    def drop_front(self, columns: int) -> None:
+        """Forget the first ``columns`` positions (padding in every row)."""
+        self._start += columns
+        self._view()
+
+    def crop(self, *args: Any, **kwargs: Any) -> None:
+        raise NotImplementedError("SpareRoomLayer serves the cpu loop only")
+
+    batch_repeat_interleave = reorder_cache = crop
 
 
 def cache_argument(model: Any) -> str:

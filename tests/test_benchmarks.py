@@ -501,3 +501,15 @@ def test_cpu_paths_measures_both_loops_and_every_training_setting(capsys):
         common.figure("generation_hf_b16", "generation, hf, batch 16", 50.0, "new tokens/s", "1.00x hf")]}])
     assert table.iloc[0].to_dict() == {"setting": "generation, hf, batch 16", "rate": "50.0 new tokens/s",
                                        "note": "1.00x hf"}
+
+
+def test_kv_cache_runs_both_settings_on_the_same_prompts(capsys):
+    """Its code path on the organism: both rows, the ratio line, replies identical across settings."""
+    from benchmarks import kv_cache
+
+    assert kv_cache.main(["--profile", "ci", "--prompts", "12", "--max-new-tokens", "24", "--batch-size", "4",
+                          "--no-record"]) == 0
+    out = capsys.readouterr().out
+    assert "ci: 12 IFEval prompts, 24 new tokens, greedy, batch 4" in out
+    assert "cpu loop, transformers' DynamicLayer" in out and "cpu loop, spare room, padding dropped" in out
+    assert "100 % of replies identical" in out.splitlines()[-1]

@@ -119,3 +119,46 @@ def test_smol_greedy_text_is_the_same_through_both_loops():
     got = cpu_completions(model, tok, prompts, max_new_tokens=48, batch_size=cfg.eval.batch_size)
     assert [c.text for c in got] == [c.text for c in expected]
     assert got == expected
+
+
+def test_spare_room_layer_holds_what_concatenation_holds():
+    """Updates past the spare room (it doubles), rows selected, leading columns dropped: the
+    layer's keys and values are those of transformers' concatenating layer, cut the same way."""
+    from transformers.cache_utils import DynamicLayer
+
+    torch.manual_seed(0)
+    first = torch.randn(4, 3, 5, 8), torch.randn(4, 3, 5, 8)
+    roomy, plain = continuous_batching.SpareRoomLayer(*first), DynamicLayer()
+    plain.update(*first)
+    for step in range(13):
+        width = 1 if step % 4 else 2
+        new = torch.randn(len(plain.keys), 3, width, 8), torch.randn(len(plain.keys), 3, width, 8)
+        assert all(torch.equal(a, b) for a, b in zip(roomy.update(*new), plain.update(*new)))
+        if step == 6:
+            rows = torch.tensor([0, 2, 3])
+            roomy.batch_select_indices(rows)
+            plain.batch_select_indices(rows)
+        if step == 9:
+            roomy.drop_front(3)
+            plain.keys, plain.values = plain.keys[..., 3:, :], plain.values[..., 3:, :]
+    assert roomy.get_seq_length() == plain.get_seq_length() == 5 + 4 * 2 + 9 - 3
+    assert torch.equal(roomy.keys, plain.keys) and torch.equal(roomy.values, plain.values)
+    with pytest.raises(NotImplementedError):
+        roomy.crop(-1)
+
+
+def test_cpu_loop_writes_the_same_with_and_without_spare_room(tiny, monkeypatch):
+    """Long replies on a small batch: rows leave and join many times, the room doubles, padding
+    columns are dropped; the text is that of transformers' own cache layers."""
+    model, tok = tiny
+    prompts = prompts_of(tok) * 3
+    monkeypatch.setattr(continuous_batching, "PREFILL_ROWS", 2)
+    monkeypatch.setattr(continuous_batching, "SPARE_ROOM", False)
+    expected = cpu_completions(model, tok, prompts, max_new_tokens=60, batch_size=4)
+    monkeypatch.setattr(continuous_batching, "SPARE_ROOM", True)
+    dropped = []
+    real = continuous_batching._drop_padding
+    monkeypatch.setattr(continuous_batching, "_drop_padding",
+                        lambda state: dropped.append(int(state[1].any(0).int().argmax())) or real(state))
+    assert cpu_completions(model, tok, prompts, max_new_tokens=60, batch_size=4) == expected
+    assert max(dropped) > 0 and max(c.new_tokens for c in expected) == 60  # columns were dropped
