@@ -245,19 +245,28 @@ def tradeoff(points: dict[str, Sequence[tuple[float, float]]], title: str = "",
     """Paper figure 1: one point per model at the mean of its ``(translation, RP)`` pairs (one
     pair per seed), with bars spanning the seeds; ``star`` is drawn as a star. A model with an
     undefined RP (``None``) on any seed is left out and named under the title."""
+    undefined = [name for name, pairs in points.items() if any(p[1] is None for p in pairs)]
+    if undefined:
+        title = f"{title}\nnot shown, RP undefined: {', '.join(undefined)}"
+
+    def spread(values: Sequence[float]) -> tuple[float, float, float]:
+        return sum(values) / len(values), min(values), max(values)
+    return interval_tradeoff({name: (spread([p[0] for p in pairs]), spread([p[1] for p in pairs]))
+                              for name, pairs in points.items() if name not in undefined},
+                             title, xlabel, ylabel, star)
+
+
+def interval_tradeoff(points: dict[str, tuple[tuple[float, float, float], tuple[float, float, float]]],
+                      title: str = "", xlabel: str = "translation quality (chrF, test set)",
+                      ylabel: str = "general ability kept (RP, %)", star: str = "radis") -> Any:
+    """Paper figure 1 with intervals: per model ``((x, lo, hi), (y, lo, hi))``, a point at the
+    estimate and bars spanning its interval; ``star`` is drawn as a star."""
     import matplotlib.pyplot as plt
 
     apply_style()
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
-    undefined = [name for name, pairs in points.items() if any(p[1] is None for p in pairs)]
-    if undefined:
-        title = f"{title}\nnot shown, RP undefined: {', '.join(undefined)}"
-    for name, pairs in points.items():
-        if name in undefined:
-            continue
-        xs, ys = [p[0] for p in pairs], [p[1] for p in pairs]
-        x, y = sum(xs) / len(xs), sum(ys) / len(ys)
-        ax.errorbar(x, y, xerr=[[x - min(xs)], [max(xs) - x]], yerr=[[y - min(ys)], [max(ys) - y]],
+    for name, ((x, xlo, xhi), (y, ylo, yhi)) in points.items():
+        ax.errorbar(x, y, xerr=[[x - xlo], [xhi - x]], yerr=[[y - ylo], [yhi - y]],
                     fmt="*" if name == star else "o", ms=14 if name == star else 8, capsize=3, label=name)
         ax.annotate(name, (x, y), textcoords="offset points", xytext=(6, 6), fontsize=9)
     ax.set_xlabel(xlabel)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from radis_utils import paper
 from radis_utils.study import pilot
 from tests.benchmark_helpers import benchmarks_dir, tiny_chat  # noqa: F401
 
@@ -54,6 +55,22 @@ def test_power_matches_the_textbook_formula_and_inverts():
     assert row["items_needed"] == power.items_needed(power.binary_sd(30.0), 5.0) and row["chosen_n"] == 300
     row = power.translation_row(pilot_record, "de-en", 2.0, "issue's 1-2 chrF", 200)
     assert row["per_item_sd"] == 8.0 and row["detectable_at_chosen_n"] == pytest.approx(power.detectable(8.0, 200), abs=0.01)
+
+
+def test_the_plan_reads_the_pilot_and_tuning_records():
+    """The committed pilot and tuning records give the chapter's plan at the profile's sizes."""
+    from radis_utils.records import read_json
+    from radis_utils.study import power, run, tune
+
+    cfg = run.study_config()
+    tuning, pilot_record = read_json(tune.record_path()), read_json(pilot.record_path())
+    rows = power.study_plan(pilot_record, tuning, cfg.data.max_test_pairs, cfg.eval.benchmark_limit)
+    assert [r["measure"] for r in rows][:4] == [f"chrF {d}" for d in cfg.data.directions]
+    assert len(rows) == 4 + len(power.IFEVAL_AIMS)
+    share = pilot_record["measures"]["ifeval"]["prompt_level_strict_acc"]
+    assert rows[4]["delta"] == pytest.approx(share * 0.6, abs=0.01)   # RP 100 -> 40
+    assert rows[4]["items_needed"] <= cfg.eval.benchmark_limit < rows[5]["items_needed"] < rows[6]["items_needed"]
+    assert all(r["chosen_n"] == cfg.data.max_test_pairs for r in rows[:4])
 
 
 def test_tuning_scores_validation_sentences_and_chooses_the_best(tiny_chat, alma_dir):
@@ -180,11 +197,35 @@ def test_every_job_of_the_study_runs_at_toy_size(alma_dir, benchmarks_dir, tmp_p
     assert [r["claim"] for r in record["claims"]] == [r["claim"] for r in rows]
     assert record["runs"][1]["chrf de-en"] == vanilla["translation"]["de-en"]["chrf"]
     assert analysis.record_problems(record, run.study_config(False, "a100-tiny", **{**overrides, "train__epochs": 2}))
+    assert [(r["method"], r["seed"]) for r in record["runs"]][:2] == [("backbone", None), ("vanilla", 0)]
+    check_tables(record, vanilla)
     shares = analysis.rationale_shares(cfg)
     assert set(shares) == {"radis", analysis.VARIANT} and all(0 <= v <= 1 for v in shares.values())
     with pytest.raises(Exception, match="results.*backbone.json.*written by profile"):
         analysis.load_run(run.study_config(False, "a100-tiny", **{**overrides, "eval__max_new_tokens": 15}),
                           "backbone")
+
+
+def check_tables(record, vanilla):
+    """The book's tables and figure 1 read the record: every model, our intervals, the paper's cells."""
+    from radis_utils import plots
+    from radis_utils.study import tables
+
+    models = ["backbone", "vanilla", "seqkd", "sdft", "radis", tables.LABELS[tables.VARIANT]]
+    translation = tables.translation_rows(record)
+    assert [r["model"] for r in translation] == models
+    assert translation[1]["de-en: ours, chrF"] == tables.cell(record, "vanilla chrf de-en")
+    assert translation[1]["de-en: ours, chrF"].startswith(f"{record['intervals']['vanilla chrf de-en']['mean']:.2f} [")
+    assert translation[4]["en-de: paper, COMET (LLaMA-2 / Mistral)"] == "82.39 / " + str(
+        paper.TRANSLATION.value["en-xx"]["Mistral-7B-Instruct-v0.2"]["radis"]["de"])
+    general = tables.general_rows(record)
+    assert [r["model"] for r in general] == models and general[0]["RP % (ours: IFEval)"] == "100 (by definition)"
+    assert tables.ifeval_means(record, "vanilla")["prompt_level_strict_acc"] == pytest.approx(
+        vanilla["general"]["ifeval"], abs=0.01)
+    points = tables.figure1_points(record)
+    assert points["backbone"][1] == (100.0, 100.0, 100.0) and set(points) <= set(tables.ORDER)
+    assert plots.interval_tradeoff(points).axes
+    assert tables.cell(record, "no such value") == "—"
 
 
 def statistics_mean(result):

@@ -178,6 +178,16 @@ def run_scores(run: ModelRun, directions: Sequence[str]) -> dict[str, Any]:
             "ifeval": aggregate(run.ifeval), "drift_nll": round(got["drift"], 4)}
 
 
+def runs_of(cfg: Config, backbone: ModelRun, groups: Mapping[str, Sequence[ModelRun]]) -> list[dict[str, Any]]:
+    """Every model's scores on all items, named by method (the variant as ``VARIANT``) and seed."""
+    directions = list(cfg.data.directions)
+    out = [{"method": BACKBONE, "seed": None, **run_scores(backbone, directions)}]
+    for method, runs in groups.items():
+        seeds = VARIANT_SEEDS if method == VARIANT else cfg.train.seeds
+        out += [{"method": method, "seed": seed, **run_scores(r, directions)} for seed, r in zip(seeds, runs)]
+    return out
+
+
 def write_record(cfg: Config, command: str, resamples: int = 1000, path: Path | None = None) -> Path:
     """``calibration/smol-study.json``: settings hash, versions, machine, sizes, stage and wall
     seconds, every run's scores, every interval, the claims' verdicts."""
@@ -191,12 +201,11 @@ def write_record(cfg: Config, command: str, resamples: int = 1000, path: Path | 
     backbone, groups = load_all(cfg)
     found, sizes = intervals(cfg, resamples)
     stages, wall = job_log(cfg)
-    directions = list(cfg.data.directions)
     record = {"profile": cfg.profile, "config_hash": models.config_hash(cfg), "command": command,
               "created": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "versions": versions(), "device": device_name(),
               "cpu": cpu_name(), "sizes": sizes, "seeds": {m: len(rs) for m, rs in groups.items()},
               "stage_seconds": stages, "wall_seconds": wall, "rationale_share": rationale_shares(cfg),
-              "runs": [run_scores(backbone, directions)] + [run_scores(r, directions) for rs in groups.values() for r in rs],
+              "runs": runs_of(cfg, backbone, groups),
               "intervals": {k: dataclasses.asdict(v) for k, v in sorted(found.items())},
               "claims": claim_rows(found)}
     path = path or record_path()

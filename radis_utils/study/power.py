@@ -74,3 +74,27 @@ def translation_row(pilot: Mapping[str, Any], direction: str, delta: float, why:
     """The plan's line for one direction's chrF (its per-sentence spread stands in for corpus chrF's)."""
     per = pilot["measures"]["translation"]["directions"][direction]
     return plan_row(f"chrF {direction}", per["chrf"], per["sentence_chrf"]["sd"], delta, why, chosen_n)
+
+
+#: RP levels whose distance from the backbone (RP 100) the IFEval rows aim at: the thresholds of
+#: "Vanilla-FT loses general ability" (RP <= 40) and "RaDis keeps general ability" (RP >= 85), and
+#: the paper's largest RP gap between two methods that keep it (RaDis - SDFT on Mistral, 7.66).
+IFEVAL_AIMS = ((40.0, "a drop to RP 40, the threshold of 'Vanilla-FT loses general ability'"),
+               (85.0, "a drop to RP 85, the threshold of 'RaDis keeps general ability'"),
+               (100 - 7.66, "RaDis vs SDFT's RP gap on Mistral (7.66), the largest between keeping methods"))
+
+
+def study_plan(pilot: Mapping[str, Any], tuning: Mapping[str, Any], test_pairs: int,
+               ifeval_prompts: int) -> list[dict[str, Any]]:
+    """The rows the study's sizes come from: per tuned direction, half of vanilla's validation gain
+    at the chosen learning rate (``tuning``: ``study.tune``'s record); for IFEval, the drops of
+    ``IFEVAL_AIMS`` from the pilot's share (``pilot``: ``study.pilot``'s record)."""
+    chosen = next(c for c in tuning["candidates"].values() if c["learning_rate"] == tuning["choice"])
+    rows = []
+    for d, after in chosen["chrf"].items():
+        gain = after - tuning["backbone"]["chrf"][d]
+        rows.append(translation_row(pilot, d, round(max(gain, 0.1) / 2, 2),
+                                    f"half of vanilla's WMT'21 gain ({gain:+.2f} chrF, seed 0)", test_pairs))
+    share = pilot["measures"]["ifeval"]["prompt_level_strict_acc"]
+    rows += [ifeval_row(pilot, round(share * (1 - rp / 100), 2), why, ifeval_prompts) for rp, why in IFEVAL_AIMS]
+    return rows
