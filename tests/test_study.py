@@ -73,6 +73,23 @@ def test_the_plan_reads_the_pilot_and_tuning_records():
     assert all(r["chosen_n"] == cfg.data.max_test_pairs for r in rows[:4])
 
 
+def test_the_chapter_tables_of_the_pilot_and_tuning_records():
+    """RP's measures are the pilot's measures above the floor; the tuning table marks the choice."""
+    from radis_utils.records import read_json
+    from radis_utils.study import analysis, tables, tune
+
+    pilot_record, tuning = read_json(pilot.record_path()), read_json(tune.record_path())
+    assert tuple(tables.above_floor(pilot_record)) == analysis.RP_MEASURES
+    rows = tables.pilot_rows(pilot_record)
+    assert [r["in RP"] == "yes" for r in rows[:3]] == [m in analysis.RP_MEASURES for m in tables.PILOT_SHARES]
+    chosen = [r for r in tables.tuning_rows(tuning) if r["chosen"]]
+    assert len(chosen) == 1 and chosen[0]["model"] == f"vanilla, lr {tuning['choice']:g}"
+    series = tables.tuning_series(tuning)
+    by_rate = sorted(tuning["candidates"].values(), key=lambda c: c["learning_rate"])
+    assert series["mean"] == ([c["learning_rate"] for c in by_rate], [c["mean"] for c in by_rate])
+    assert set(series["backbone (mean)"][1]) == {tuning["backbone"]["mean"]}
+
+
 def test_tuning_scores_validation_sentences_and_chooses_the_best(tiny_chat, alma_dir):
     from radis_utils.config import load_profile
     from radis_utils.study import tune

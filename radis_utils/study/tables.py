@@ -92,3 +92,70 @@ def figure1_points(record: Mapping[str, Any]) -> dict[str, tuple[tuple[float, fl
         if y is not None:
             points[m] = ((x["mean"], x["lo"], x["hi"]), (y["mean"], y["lo"], y["hi"]))
     return points
+
+
+#: A pass/fail measure the backbone passes on fewer than this share of items (%) is at its floor:
+#: a drop cannot be seen and RP, a ratio to it, is noise. ``study.analysis.RP_MEASURES`` keeps the rest.
+FLOOR_PERCENT = 5.0
+PILOT_SHARES = {"ifeval": ("prompt_level_strict_acc", "IFEval, prompt-level strict %"),
+                "advbench": ("safe_rate", "AdvBench, refusals % (keyword judge)"),
+                "gsm8k": ("exact_match", "GSM8K, exact match %")}
+
+
+def above_floor(pilot: Mapping[str, Any]) -> list[str]:
+    """The pilot's general measures the backbone passes on at least ``FLOOR_PERCENT`` of items."""
+    return [m for m, (key, _) in PILOT_SHARES.items() if pilot["measures"][m][key] >= FLOOR_PERCENT]
+
+
+def pilot_rows(pilot: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The backbone before training (``study.pilot``'s record): each general measure, its items,
+    its score, and whether it enters RP (and why not)."""
+    keep = above_floor(pilot)
+    rows = []
+    for m, (key, label) in PILOT_SHARES.items():
+        got = pilot["measures"][m]
+        rows.append({"measure": label, "items": got["n"], "backbone": got[key],
+                     "in RP": "yes" if m in keep else f"no: at the floor (< {FLOOR_PERCENT:g} % of items)"})
+    drift = pilot["measures"]["drift"]
+    rows.append({"measure": "drift: NLL per token of its own greedy replies (this book's measure)", "items": drift["n"],
+                 "backbone": drift["mean_nll"], "in RP": "no: not the paper's, and it favours self-distillation"})
+    return rows
+
+
+def tuning_rows(tuning: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """``study.tune``'s record: validation chrF per direction and mean, backbone first, the choice marked."""
+    rows = [{"model": "backbone", **tuning["backbone"]["chrf"], "mean": tuning["backbone"]["mean"], "chosen": ""}]
+    for c in tuning["candidates"].values():
+        rows.append({"model": f"vanilla, lr {c['learning_rate']:g}", **c["chrf"], "mean": c["mean"],
+                     "chosen": "yes" if c["learning_rate"] == tuning["choice"] else ""})
+    return rows
+
+
+def committed() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any] | None, str]:
+    """The committed records the chapter reads: the pilot's, the tuning's, the study's (``None``
+    until it has run, or if it describes other settings) and a line saying which."""
+    from ..records import read_json
+    from . import analysis, pilot, tune
+    from .run import study_config
+
+    path = analysis.record_path()
+    study = read_json(path) if path.is_file() else None
+    if study is None:
+        note = (f"not run yet: {path.name} is written by `python -m radis_utils.study.run --parallel 2 --hours 2.5` "
+                "(repeated until every job is done) and then `python -m radis_utils.study.analysis`")
+    elif problems := analysis.record_problems(study, study_config()):
+        study, note = None, f"{path.name} is out of date: " + "; ".join(problems)
+    else:
+        note = f"{path.name}: {study['command']}, {study['created']}, {study['cpu']}"
+    return read_json(pilot.record_path()), read_json(tune.record_path()), study, note
+
+
+def tuning_series(tuning: Mapping[str, Any]) -> dict[str, tuple[list[float], list[float]]]:
+    """Validation chrF against the learning rate, per direction and their mean, and the backbone's
+    mean as a flat line (``plots.curves``' series)."""
+    cands = sorted(tuning["candidates"].values(), key=lambda c: c["learning_rate"])
+    rates = [c["learning_rate"] for c in cands]
+    series = {d: (rates, [c["chrf"][d] for c in cands]) for d in tuning["backbone"]["chrf"]}
+    series["mean"] = (rates, [c["mean"] for c in cands])
+    series["backbone (mean)"] = (rates, [tuning["backbone"]["mean"]] * len(rates))
+    return series
