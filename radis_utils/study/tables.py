@@ -13,8 +13,7 @@ import statistics
 from typing import Any, Mapping
 
 from .. import paper
-
-VARIANT = "radis_min1"   # as study.analysis names the labelled variant
+from .analysis import VARIANT
 ORDER = ("backbone", "vanilla", "seqkd", "sdft", "radis", VARIANT)
 LABELS = {VARIANT: "radis, end of turn forbidden at first (labelled variant)"}
 IFEVAL_SCORES = ("prompt_level_strict_acc", "inst_level_strict_acc", "prompt_level_loose_acc", "inst_level_loose_acc")
